@@ -1,0 +1,35 @@
+# Two commands matter: `make demo` (the main job) and `make test` (the whole suite).
+# Both create .venv and install what they need on a machine with only python3, node/npm, apt.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DEMO_DIR ?= demo-output
+
+.PHONY: demo test bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	cd $(DEMO_DIR) && ../$(PY) ../example_notebooks/record_runs.py
+	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb runs --order-by "metrics.accuracy DESC"
+
+test: $(STAMP)
+	$(PY) -m ruff check mlops_nb tests benchmarks example_notebooks
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) benchmarks/bench_log.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check mlops_nb tests benchmarks example_notebooks
+	$(PY) -m ruff format --check mlops_nb tests benchmarks example_notebooks
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,47 @@
+"""mlops_nb: notebook-native MLOps on a DuckDB experiment log.
+
+    import mlops_nb as mn
+    log = mn.open_log()
+    with log.start_run(experiment="churn", params={"lr": 0.1}) as run:
+        run.log_metric("loss", 0.3)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from mlops_nb._version import __version__
+from mlops_nb.errors import MlopsError
+from mlops_nb.log import Log, Run, RunRecord, active_run
+
+
+def open_log(path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Log:
+    """Open (or create) the experiment log; see DESIGN.md for where it is looked for."""
+    from mlops_nb.capture.environment import run_context
+
+    return Log(path, create=create, run_defaults=run_context)
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Record a metric on the active run (started by ``%mlops track`` or ``start_run``)."""
+    active_run().log_metric(key, value, step=step)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    active_run().log_metrics(metrics, step=step)
+
+
+def log_param(name: str, value: Any) -> None:
+    active_run().log_param(name, value)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    active_run().log_params(params)
+
+
+__all__ = [
+    "Log", "MlopsError", "Run", "RunRecord", "__version__", "active_run", "log_metric",
+    "log_metrics", "log_param", "log_params", "open_log",
+]  # fmt: skip

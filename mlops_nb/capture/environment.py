@@ -1,0 +1,85 @@
+"""What a run records about where it ran: how it was started, the notebook, the git state."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+PIPELINE_ENV_VAR = "MLOPS_NB_PIPELINE"  # set by ``mlops-nb run`` for the kernel it starts
+
+
+def run_context() -> dict[str, Any]:
+    """Fields for a new run: source (interactive/papermill/script), notebook, git commit."""
+    source = detect_source()
+    notebook = os.environ.get("MLOPS_NB_NOTEBOOK") or os.environ.get("JPY_SESSION_NAME")
+    context: dict[str, Any] = {"source": source}
+    if notebook:
+        context["notebook_path"] = notebook
+        context["notebook_hash"] = file_sha256(notebook)
+    anchor = Path(notebook).parent if notebook else Path.cwd()
+    context.update(git_state(anchor))
+    return context
+
+
+def detect_source() -> str:
+    if os.environ.get(PIPELINE_ENV_VAR):
+        return "papermill"
+    if "ipykernel" in sys.modules or ("IPython" in sys.modules and _in_ipython()):
+        return "interactive"
+    return "script"
+
+
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
+_GIT_CACHE: dict[str, tuple[float, dict[str, Any]]] = {}
+_GIT_CACHE_SECONDS = 30.0
+
+
+def git_state(folder: Path) -> dict[str, Any]:
+    """``git_commit`` and ``git_dirty`` of the repository holding ``folder``, if any.
+
+    Cached for a few seconds: a script starting a thousand runs must not run git each time.
+    """
+    key = str(folder)
+    cached = _GIT_CACHE.get(key)
+    if cached and time.monotonic() - cached[0] < _GIT_CACHE_SECONDS:
+        return dict(cached[1])
+    state = _read_git_state(folder)
+    _GIT_CACHE[key] = (time.monotonic(), state)
+    return dict(state)
+
+
+def _read_git_state(folder: Path) -> dict[str, Any]:
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=5,
+        )  # fmt: skip
+        if commit.returncode != 0:
+            return {}
+        status = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return {"git_commit": commit.stdout.strip(), "git_dirty": bool(status.stdout.strip())}

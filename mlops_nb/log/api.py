@@ -1,0 +1,627 @@
+"""The Python API of the experiment log: ``Log`` (open, query) and ``Run`` (record).
+
+Writes go to the process's journal and return at once; the store merges them into the DuckDB
+file at least every second (see ``store.py`` for why and how). Reads see every record this
+process wrote, and everything other processes merged.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from mlops_nb.errors import MlopsError, NoActiveRunError, QueryError, RunNotFoundError
+from mlops_nb.log import values
+from mlops_nb.log.location import artifacts_dir_for, default_log_path
+from mlops_nb.log.store import Store, get_store
+
+DEFAULT_EXPERIMENT = "default"
+RUN_STATUSES = ("running", "finished", "failed", "crashed")
+_ALLOWED_SQL = {"SELECT", "EXPLAIN"}
+_FIELD_REF = re.compile(r"\b(params|metrics)\s*\.\s*(\"(?:[^\"]|\"\")+\"|[A-Za-z_][\w$]*)")
+
+
+class Log:
+    """An experiment log file. Cheap to create; one per process and path is shared underneath."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        create: bool = True,
+        run_defaults: Callable[[], dict[str, Any]] | None = None,
+    ):
+        self.path = Path(path).expanduser().absolute() if path else default_log_path()
+        self.artifacts_dir = artifacts_dir_for(self.path)
+        self._store: Store = get_store(self.path, create=create)
+        self._run_defaults = run_defaults
+        self._store.before_close.append(self._end_open_runs)
+
+    def __repr__(self) -> str:
+        return f"Log({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ recording
+    def start_run(
+        self,
+        experiment: str | None = None,
+        name: str | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        run_id: str | None = None,
+        **context: Any,
+    ) -> Run:
+        """Start a run (use as a context manager: it ends ``finished`` or ``failed``).
+
+        ``context`` may override recorded fields: source, notebook_path, notebook_hash,
+        git_commit, git_dirty.
+        """
+        run_id = run_id or uuid.uuid4().hex
+        experiment = experiment or os.environ.get("MLOPS_NB_EXPERIMENT") or DEFAULT_EXPERIMENT
+        recorded = {"source": "script"}
+        if self._run_defaults is not None:
+            recorded.update(self._run_defaults())
+        recorded.update({k: v for k, v in context.items() if v is not None})
+        unknown = set(recorded) - {
+            "source", "notebook_path", "notebook_hash", "git_commit", "git_dirty",
+        }  # fmt: skip
+        if unknown:
+            raise TypeError(f"start_run() got unexpected arguments: {', '.join(sorted(unknown))}")
+        self._store.append({
+            "op": "run_start",
+            "run": {
+                "run_id": run_id, "experiment": experiment, "name": name or run_id[:8],
+                "status": "running", "start_time": time.time(), "end_time": None,
+                "user_name": _user(), "host": socket.gethostname(), "pid": os.getpid(),
+                "parent_run_id": parent_run_id, "writer_id": self._store.writer_id,
+                "error": None, **recorded,
+            },
+        })  # fmt: skip
+        run = Run(self, run_id, experiment)
+        if params:
+            run.log_params(params)
+        if tags:
+            run.set_tags(tags)
+        _ACTIVE_RUNS.append(run)
+        _install_excepthook()
+        return run
+
+    def resume_run(self, run_id: str) -> Run:
+        """Continue recording into an existing run (it reads ``running`` again)."""
+        info = self.run(run_id).info
+        self._store.append({"op": "run_resume", "run_id": info["run_id"], "status": "running",
+                            "writer_id": self._store.writer_id})  # fmt: skip
+        run = Run(self, info["run_id"], info["experiment"])
+        _ACTIVE_RUNS.append(run)
+        return run
+
+    def flush(self) -> None:
+        """Merge everything recorded so far into the log file now."""
+        self._store.flush()
+
+    def close(self) -> None:
+        """End open runs of this log as ``finished`` and merge all pending records."""
+        self._store.close()
+
+    def _end_open_runs(self) -> None:
+        for run in [r for r in _ACTIVE_RUNS if r.log is self]:
+            run.end()
+
+    # ------------------------------------------------------------------ querying
+    def sql(self, query: str) -> pd.DataFrame:
+        """Run one read-only SQL statement (SELECT / EXPLAIN) over the log's views."""
+        if not isinstance(query, str) or not query.strip():
+            raise QueryError("empty SQL query: try SELECT * FROM runs")
+
+        def run_query(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+            try:
+                statements = con.extract_statements(query)
+            except duckdb.Error as error:
+                raise QueryError(f"SQL error: {_first_line(error)}") from None
+            if len(statements) != 1:
+                raise QueryError(
+                    f"one SQL statement at a time, got {len(statements)}: split the query"
+                )
+            kind = statements[0].type.name
+            if kind not in _ALLOWED_SQL:
+                raise QueryError(
+                    f"the log is read-only through SQL ({kind} refused): use SELECT, or record "
+                    "data through the Python API"
+                )
+            try:
+                return con.execute(query).df()
+            except duckdb.Error as error:
+                raise QueryError(f"SQL error: {_first_line(error)}") from None
+
+        return self._store.read(run_query)
+
+    def experiments(self) -> pd.DataFrame:
+        """One row per experiment with its number of runs and last start."""
+        return self.sql(
+            "SELECT e.name AS experiment, e.created_at, count(r.run_id) AS runs, "
+            "max(r.start_time) AS last_run FROM store.experiments e "
+            "LEFT JOIN store.runs r ON r.experiment = e.name GROUP BY ALL ORDER BY last_run DESC"
+        )
+
+    def runs(
+        self,
+        experiment: str | None = None,
+        where: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """One row per run, with ``params.<name>`` and latest ``metrics.<key>`` columns.
+
+        ``where`` and ``order_by`` are SQL over the columns of the ``runs`` view plus
+        ``params.<name>`` and ``metrics.<key>``, with AND, OR, NOT, IN, LIKE...:
+        ``log.runs(where="params.lr < 0.1 OR metrics.acc > 0.9", order_by="metrics.acc DESC")``
+        """
+        return self._store.read(lambda con: _query_runs(con, experiment, where, order_by, limit))
+
+    def run(self, run_id: str) -> RunRecord:
+        """Everything recorded about one run (a unique id prefix is enough)."""
+        return self._store.read(lambda con: _load_run(con, run_id))
+
+
+class Run:
+    """A run being recorded. Its calls return at once; see the module docstring."""
+
+    def __init__(self, log: Log, run_id: str, experiment: str):
+        self.log = log
+        self.run_id = run_id
+        self.experiment = experiment
+        self.status = "running"
+        self._steps: dict[str, int] = defaultdict(int)
+        self._store = log._store
+
+    def __repr__(self) -> str:
+        return f"<Run {self.run_id[:8]} experiment={self.experiment!r} status={self.status}>"
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.end("finished")
+        else:
+            self.end("failed", error=f"{exc_type.__name__}: {exc}")
+
+    def log_param(self, name: str, value: Any) -> None:
+        self.log_params({name: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record typed params; secret-looking names are stored as ``***``."""
+        items = [values.encode_param(name, value) for name, value in params.items()]
+        self._store.append({"op": "params", "run_id": self.run_id, "items": items})
+
+    def log_metric(
+        self, key: str, value: float, step: int | None = None, timestamp: float | None = None
+    ) -> None:
+        """Record one point; ``step`` defaults to this key's next step (0, 1, 2...)."""
+        number = values.check_metric(key, value)
+        step = self._next_step(key, step)
+        self._store.append({"op": "m", "r": self.run_id, "k": key, "v": number, "s": step,
+                            "t": timestamp if timestamp is not None else time.time()})  # fmt: skip
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Record several metrics at the same step, in one journal write."""
+        now = time.time()
+        items = [
+            [key, values.check_metric(key, value), self._next_step(key, step), now]
+            for key, value in metrics.items()
+        ]
+        self._store.append({"op": "ms", "r": self.run_id, "items": items})
+
+    def log_batch(self, points: pd.DataFrame | Mapping[str, Any]) -> int:
+        """Record many metric points at once (columns key, value, and optional step, timestamp).
+
+        The batch is written as one Parquet file, so 100k points cost milliseconds.
+        """
+        frame = pd.DataFrame(points)
+        missing = {"key", "value"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"log_batch needs columns key and value; missing {sorted(missing)}")
+        count = len(frame)
+        if count == 0:
+            return 0
+        if "step" not in frame:
+            frame["step"] = frame.groupby("key").cumcount()
+            frame["step"] += frame["key"].map(lambda k: self._steps.get(k, 0))
+        if "timestamp" not in frame:
+            frame["timestamp"] = time.time()
+        last_steps = frame.groupby("key")["step"].max()
+        for key, step in last_steps.items():
+            self._steps[str(key)] = max(self._steps[str(key)], int(step) + 1)
+        table = pa.table({
+            "run_id": pa.array([self.run_id] * count, type=pa.string()),
+            "key": pa.array(frame["key"].astype(str).to_numpy(), type=pa.string()),
+            "value": pa.array(frame["value"].to_numpy(dtype="float64")),
+            "step": pa.array(frame["step"].to_numpy(dtype="int64")),
+            "t": pa.array(frame["timestamp"].to_numpy(dtype="float64")),
+        })  # fmt: skip
+        self._store.append_bulk("bulk_metrics", table, r=self.run_id)
+        return count
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._store.append(
+            {"op": "tags", "run_id": self.run_id, "items": {str(k): str(v) for k, v in tags.items()}}
+        )
+
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
+        """Copy a file into the content-addressed artifact store; returns its sha256."""
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(
+                f"log_artifact: {source} is not a file (log each file of a folder, or zip it)"
+            )
+        digest, size, relative = store_artifact(source, self.log.artifacts_dir)
+        self.log_record("artifacts", {
+            "run_id": self.run_id, "name": name or source.name, "kind": "file",
+            "sha256": digest, "size": size, "stored_path": relative, "created_at": time.time(),
+        })  # fmt: skip
+        return digest
+
+    def log_record(self, table: str, row: Mapping[str, Any]) -> None:
+        """Journal one row for a record table (cells, datasets, lineage, artifacts, models)."""
+        self._store.append({"op": "row", "table": table, "row": dict(row)})
+
+    def end(self, status: str = "finished", error: str | None = None) -> None:
+        """Mark the run ended; later calls are ignored."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
+        if self in _ACTIVE_RUNS:
+            _ACTIVE_RUNS.remove(self)
+        elif self.status != "running":
+            return
+        self.status = status
+        self._store.append({"op": "run_end", "run_id": self.run_id, "status": status,
+                            "t": time.time(), "error": error})  # fmt: skip
+
+    def _next_step(self, key: str, step: int | None) -> int:
+        if step is None:
+            step = self._steps[key]
+        self._steps[key] = max(self._steps[key], int(step) + 1)
+        return int(step)
+
+
+@dataclass
+class RunRecord:
+    """What ``Log.run`` returns: one run with everything recorded about it."""
+
+    info: dict[str, Any]
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    metric_history: pd.DataFrame
+    tags: dict[str, str]
+    cells: pd.DataFrame = field(repr=False)
+    datasets: pd.DataFrame = field(repr=False)
+    lineage: pd.DataFrame = field(repr=False)
+    artifacts: pd.DataFrame = field(repr=False)
+    models: pd.DataFrame = field(repr=False)
+
+    @property
+    def run_id(self) -> str:
+        return self.info["run_id"]
+
+    def __repr__(self) -> str:
+        return self.to_text()
+
+    def to_text(self) -> str:
+        """A readable summary for terminals and ``mlops-nb show``."""
+        info = self.info
+        lines = [f"run {info['run_id']}  ({info['status']})"]
+        for label in ("experiment", "name", "start_time", "end_time", "duration_s", "user",
+                      "host", "pid", "source", "notebook_path", "git_commit", "parent_run_id",
+                      "error"):  # fmt: skip
+            if info.get(label) is not None and not _is_missing(info.get(label)):
+                lines.append(f"  {label + ':':15} {info[label]}")
+        for title, mapping in (("params", self.params), ("metrics", self.metrics),
+                               ("tags", self.tags)):  # fmt: skip
+            if mapping:
+                lines.append(f"{title}:")
+                lines += [f"  {k} = {v}" for k, v in mapping.items()]
+        for title, frame in (("cells", self.cells), ("datasets", self.datasets),
+                             ("artifacts", self.artifacts), ("models", self.models)):  # fmt: skip
+            if len(frame):
+                lines.append(f"{title}: {len(frame)}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- the active run
+_ACTIVE_RUNS: list[Run] = []
+_HOOK_LOCK = threading.Lock()
+_hook_installed = False
+
+
+def active_run() -> Run:
+    """The most recently started run of this process that has not ended."""
+    if not _ACTIVE_RUNS:
+        raise NoActiveRunError(
+            "no active run: start one with %mlops track, or log.start_run() in a script"
+        )
+    return _ACTIVE_RUNS[-1]
+
+
+def _install_excepthook() -> None:
+    """A script that dies of an uncaught exception marks its open runs ``failed``."""
+    global _hook_installed
+    with _HOOK_LOCK:
+        if _hook_installed:
+            return
+        _hook_installed = True
+        previous = sys.excepthook
+
+        def hook(exc_type, exc, tb):
+            for run in list(_ACTIVE_RUNS):
+                run.end("failed", error=f"{exc_type.__name__}: {exc}")
+            previous(exc_type, exc, tb)
+
+        sys.excepthook = hook
+
+
+# ---------------------------------------------------------------------- artifacts
+def store_artifact(source: Path, artifacts_dir: Path) -> tuple[str, int, str]:
+    """Copy ``source`` to ``<sha[:2]>/<sha>`` once; returns (sha256, size, relative path)."""
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    with (
+        open(source, "rb") as reader,
+        tempfile.NamedTemporaryFile(dir=artifacts_dir, delete=False, suffix=".tmp") as writer,
+    ):
+        while chunk := reader.read(1 << 20):
+            digest.update(chunk)
+            writer.write(chunk)
+            size += len(chunk)
+    sha = digest.hexdigest()
+    relative = f"{sha[:2]}/{sha}"
+    target = artifacts_dir / relative
+    if target.exists():
+        os.remove(writer.name)
+    else:
+        target.parent.mkdir(exist_ok=True)
+        shutil.move(writer.name, target)
+    return sha, size, relative
+
+
+# ---------------------------------------------------------------------- queries
+def _query_runs(
+    con: duckdb.DuckDBPyConnection,
+    experiment: str | None,
+    where: str | None,
+    order_by: str | None,
+    limit: int | None,
+) -> pd.DataFrame:
+    """Filter and sort on only the params/metrics the expression names, then widen the page."""
+    param_kinds = dict(con.execute(_PARAM_KINDS_SQL).fetchall())
+    metric_keys = [row[0] for row in con.execute(_METRIC_KEYS_SQL).fetchall()]
+    experiment_filter, args = ("", [])
+    if experiment:
+        experiment_filter, args = " AND r.experiment = ?", [experiment]
+    chosen_ids: list[str] | None = None
+    if where or order_by or limit is not None:
+        expression = f"{where or ''} {order_by or ''}"
+        named = _named_fields(expression)
+        params_needed = named["params"] if named is not None else set(param_kinds)
+        metrics_needed = named["metrics"] if named is not None else set(metric_keys)
+        _check_known("param", params_needed, param_kinds)
+        _check_known("metric", metrics_needed, metric_keys)
+        ctes, joins, columns = _pivots(
+            param_kinds, params_needed, metrics_needed, "tags" in expression, flat=False
+        )
+        sql = (
+            f"{ctes}SELECT run_id FROM (SELECT r.*{columns} FROM ({_RUNS_SQL}) r {joins}) r "
+            f"WHERE TRUE{experiment_filter}"
+        )
+        if where:
+            sql += f" AND ({where})"
+        sql += f" ORDER BY {order_by or 'r.start_time DESC'}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        try:
+            chosen_ids = [row[0] for row in con.execute(sql, args).fetchall()]
+        except duckdb.Error as error:
+            raise QueryError(f"bad where/order by: {_first_line(error)}") from None
+    ctes, joins, columns = _pivots(
+        param_kinds, set(param_kinds), set(metric_keys), True, flat=True
+    )
+    sql = f"{ctes}SELECT r.*{columns} FROM ({_RUNS_SQL}) r {joins} WHERE TRUE{experiment_filter}"
+    if chosen_ids is not None:
+        sql += " AND r.run_id IN (SELECT unnest(?::VARCHAR[]))"
+        args = [*args, chosen_ids]
+    else:
+        sql += " ORDER BY r.start_time DESC"
+    frame = con.execute(sql, args).df()
+    if chosen_ids is not None:
+        frame = frame.set_index("run_id").loc[chosen_ids].reset_index()
+    return frame
+
+
+_RUNS_SQL = (
+    "SELECT run_id, experiment, name, status, start_time, end_time, "
+    "date_diff('millisecond', start_time, end_time) / 1000.0 AS duration_s, "
+    'user_name AS "user", host, pid, source, notebook_path, notebook_hash, git_commit, '
+    "git_dirty, parent_run_id, error FROM store.runs"
+)
+_PARAM_KINDS_SQL = """
+    SELECT name, CASE
+        WHEN bool_and(value_type = 'int') THEN 'int'
+        WHEN bool_and(value_type IN ('int', 'float')) THEN 'float'
+        WHEN bool_and(value_type = 'bool') THEN 'bool'
+        ELSE 'str' END
+    FROM store.params GROUP BY name ORDER BY name"""
+_METRIC_KEYS_SQL = "SELECT DISTINCT key FROM store.latest_metrics ORDER BY key"
+_PARAM_VALUE = {  # how each kind of param becomes one typed column; {} is the filter
+    "int": "CAST(max(value_num) FILTER ({}) AS BIGINT)",
+    "float": "max(value_num) FILTER ({})",
+    "bool": "CAST(max(value_num) FILTER ({}) AS BOOLEAN)",
+    "str": "max(value) FILTER ({})",
+}
+
+
+def _pivots(
+    param_kinds: dict[str, str],
+    params_needed: set[str],
+    metrics_needed: set[str],
+    with_tags: bool,
+    flat: bool,
+) -> tuple[str, str, str]:
+    """CTEs, joins and select columns that put params/metrics beside each run.
+
+    ``flat`` gives columns named ``params.<name>`` (for the result); otherwise one struct
+    column ``params`` / ``metrics`` so that a user's ``params.lr > 0.1`` is plain SQL.
+    """
+    ctes, joins, columns = [], [], []
+    for table, alias, source, key_column, names in (
+        ("params", "p", "store.params", "name", sorted(params_needed)),
+        ("metrics", "m", "store.latest_metrics", "key", sorted(metrics_needed)),
+    ):
+        if not names:
+            if not flat:
+                columns.append(f"NULL::STRUCT(none INTEGER) AS {table}")
+            continue
+        fields = []
+        for name in names:
+            template = _PARAM_VALUE[param_kinds[name]] if table == "params" else "max(value) FILTER ({})"
+            label = _ident(f"{table}.{name}" if flat else name)
+            condition = f"WHERE {key_column} = {_literal(name)}"
+            fields.append(f"{template.format(condition)} AS {label}")
+        in_list = ", ".join(_literal(n) for n in names)
+        ctes.append(
+            f"{alias} AS (SELECT run_id, {', '.join(fields)} FROM {source} "
+            f"WHERE {key_column} IN ({in_list}) GROUP BY run_id)"
+        )
+        joins.append(f"LEFT JOIN {alias} USING (run_id)")
+        if flat:
+            columns += [f"{alias}.{_ident(f'{table}.{n}')}" for n in names]
+        else:
+            packed = ", ".join(f"{_ident(n)} := {alias}.{_ident(n)}" for n in names)
+            columns.append(f"struct_pack({packed}) AS {table}")
+    if with_tags:
+        ctes.append(
+            "t AS (SELECT run_id, map(list(key), list(value)) AS tags FROM store.tags "
+            "GROUP BY run_id)"
+        )
+        joins.append("LEFT JOIN t USING (run_id)")
+        columns.append("coalesce(t.tags, MAP {}) AS tags")
+    with_clause = f"WITH {', '.join(ctes)} " if ctes else ""
+    return with_clause, " ".join(joins), "".join(f", {c}" for c in columns)
+
+
+def _named_fields(expression: str) -> dict[str, set[str]] | None:
+    """The params/metrics an expression names, or None when it uses them in a way we can't see."""
+    named: dict[str, set[str]] = {"params": set(), "metrics": set()}
+    for table, raw in _FIELD_REF.findall(expression):
+        name = raw[1:-1].replace('""', '"') if raw.startswith('"') else raw
+        named[table].add(name)
+    stripped = _FIELD_REF.sub("", expression)
+    if re.search(r"\b(params|metrics)\b", stripped):
+        return None
+    return named
+
+
+def _check_known(kind: str, needed: set[str], known) -> None:
+    unknown = sorted(set(needed) - set(known))
+    if unknown:
+        listed = ", ".join(sorted(known)) or "none yet"
+        raise QueryError(f"unknown {kind} {unknown[0]!r} in the query; {kind}s logged: {listed}")
+
+
+def _load_run(con: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord:
+    if not run_id or not re.fullmatch(r"[0-9a-zA-Z_-]+", run_id):
+        raise RunNotFoundError(f"{run_id!r} is not a run id (see mlops-nb runs)")
+    matches = [
+        row[0]
+        for row in con.execute(
+            "SELECT run_id FROM store.runs WHERE starts_with(run_id, ?) LIMIT 3", [run_id]
+        ).fetchall()
+    ]
+    if not matches:
+        raise RunNotFoundError(f"no run {run_id!r} in the log (see mlops-nb runs)")
+    if len(matches) > 1:
+        raise RunNotFoundError(f"run id prefix {run_id!r} is ambiguous: give more characters")
+    full_id = matches[0]
+
+    def frame(sql: str) -> pd.DataFrame:
+        return con.execute(sql, [full_id]).df()
+
+    info = frame("SELECT * FROM runs WHERE run_id = ?").iloc[0].to_dict()
+    tags = dict(info.pop("tags") or {})
+    params = {
+        name: values.decode_param(kind, encoded, text)
+        for name, text, kind, encoded in con.execute(
+            "SELECT name, value, value_type, value_json FROM store.params WHERE run_id = ? "
+            "ORDER BY name",
+            [full_id],
+        ).fetchall()
+    }
+    latest = dict(
+        con.execute(
+            "SELECT key, value FROM store.latest_metrics WHERE run_id = ? ORDER BY key", [full_id]
+        ).fetchall()
+    )
+    return RunRecord(
+        info=info,
+        params=params,
+        metrics=latest,
+        metric_history=frame("SELECT * FROM metrics WHERE run_id = ? ORDER BY key, step"),
+        tags=tags,
+        cells=frame("SELECT * FROM cells WHERE run_id = ? ORDER BY cell_seq"),
+        datasets=frame("SELECT * FROM datasets WHERE run_id = ? ORDER BY created_at"),
+        lineage=frame("SELECT * FROM lineage WHERE run_id = ? ORDER BY cell_seq"),
+        artifacts=frame("SELECT * FROM artifacts WHERE run_id = ? ORDER BY created_at"),
+        models=frame("SELECT * FROM models WHERE run_id = ? ORDER BY created_at"),
+    )
+
+
+# ---------------------------------------------------------------------- small helpers
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _is_missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+__all__ = ["Log", "Run", "RunRecord", "active_run", "MlopsError"]

@@ -1,0 +1,129 @@
+"""The log's tables, its stable SQL views, and forward migrations between schema versions.
+
+Base tables live in the DuckDB schema ``store`` and may change between versions; the views in
+``main`` (``runs``, ``params``, ``metrics``, ``cells``, ``datasets``, ``lineage``,
+``artifacts``, ``models``) are the documented, stable surface (docs/schema.md).
+
+A migration is a list of SQL statements that takes the log from version N-1 to N. They are
+applied in one transaction, so a failed upgrade leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+SCHEMA_VERSION = 2
+
+_V1 = [
+    "CREATE SCHEMA IF NOT EXISTS store",
+    "CREATE TABLE store.meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    "CREATE TABLE store.experiments (name VARCHAR PRIMARY KEY, created_at TIMESTAMP)",
+    """CREATE TABLE store.runs (
+        run_id VARCHAR PRIMARY KEY, experiment VARCHAR, name VARCHAR, status VARCHAR,
+        start_time TIMESTAMP, end_time TIMESTAMP, user_name VARCHAR, host VARCHAR,
+        pid INTEGER, source VARCHAR, notebook_path VARCHAR, notebook_hash VARCHAR,
+        git_commit VARCHAR, git_dirty BOOLEAN, parent_run_id VARCHAR, writer_id VARCHAR,
+        error VARCHAR)""",
+    """CREATE TABLE store.params (
+        run_id VARCHAR, name VARCHAR, value VARCHAR, value_type VARCHAR, value_num DOUBLE,
+        value_json VARCHAR, PRIMARY KEY (run_id, name))""",
+    """CREATE TABLE store.metrics (
+        run_id VARCHAR, key VARCHAR, value DOUBLE, step BIGINT, timestamp TIMESTAMP)""",
+    """CREATE TABLE store.tags (
+        run_id VARCHAR, key VARCHAR, value VARCHAR, PRIMARY KEY (run_id, key))""",
+    """CREATE TABLE store.artifacts (
+        run_id VARCHAR, name VARCHAR, sha256 VARCHAR, size BIGINT, stored_path VARCHAR,
+        created_at TIMESTAMP)""",
+    "CREATE TABLE store.journal_progress (journal VARCHAR PRIMARY KEY, applied_bytes BIGINT)",
+    """CREATE VIEW runs AS SELECT run_id, experiment, name, status, start_time, end_time,
+        user_name AS "user", host, pid, source, notebook_path, git_commit, parent_run_id
+        FROM store.runs""",
+    "CREATE VIEW params AS SELECT run_id, name, value, value_type FROM store.params",
+    "CREATE VIEW metrics AS SELECT run_id, key, value, step, timestamp FROM store.metrics",
+    "CREATE VIEW artifacts AS SELECT run_id, name, sha256, size, created_at FROM store.artifacts",
+]
+
+_V2 = [
+    # Latest value per (run, key), kept up to date when records are merged, so that filters
+    # and sorts on metrics never scan the full history.
+    """CREATE TABLE store.latest_metrics (
+        run_id VARCHAR, key VARCHAR, value DOUBLE, step BIGINT, timestamp TIMESTAMP,
+        PRIMARY KEY (run_id, key))""",
+    """INSERT INTO store.latest_metrics
+        SELECT run_id, key, arg_max(value, (step, timestamp)), max(step),
+               arg_max(timestamp, (step, timestamp))
+        FROM store.metrics GROUP BY run_id, key""",
+    """CREATE TABLE store.cells (
+        run_id VARCHAR, cell_seq INTEGER, cell_id VARCHAR, execution_count INTEGER,
+        stage VARCHAR, name VARCHAR, source VARCHAR, source_hash VARCHAR,
+        start_time TIMESTAMP, end_time TIMESTAMP, duration_s DOUBLE, status VARCHAR,
+        error_type VARCHAR, error_message VARCHAR, reads VARCHAR, writes VARCHAR)""",
+    """CREATE TABLE store.datasets (
+        dataset_id VARCHAR, run_id VARCHAR, cell_seq INTEGER, name VARCHAR, version INTEGER,
+        kind VARCHAR, fingerprint VARCHAR, n_rows BIGINT, n_cols BIGINT, schema VARCHAR,
+        stats VARCHAR, diff VARCHAR, created_at TIMESTAMP)""",
+    """CREATE TABLE store.lineage (
+        run_id VARCHAR, cell_seq INTEGER, dataset_id VARCHAR, direction VARCHAR)""",
+    """CREATE TABLE store.models (
+        model_id VARCHAR, run_id VARCHAR, cell_seq INTEGER, name VARCHAR, class_name VARCHAR,
+        params VARCHAR, n_features_in BIGINT, feature_names VARCHAR, output_features VARCHAR,
+        fit_dataset_id VARCHAR, artifact_sha256 VARCHAR, created_at TIMESTAMP)""",
+    "ALTER TABLE store.artifacts ADD COLUMN kind VARCHAR DEFAULT 'file'",
+    """CREATE OR REPLACE VIEW runs AS
+        WITH t AS (SELECT run_id, map(list(key), list(value)) AS tags
+                   FROM store.tags GROUP BY run_id)
+        SELECT r.run_id, r.experiment, r.name, r.status, r.start_time, r.end_time,
+               date_diff('millisecond', r.start_time, r.end_time) / 1000.0 AS duration_s,
+               r.user_name AS "user", r.host, r.pid, r.source, r.notebook_path,
+               r.notebook_hash, r.git_commit, r.git_dirty, r.parent_run_id, r.error,
+               coalesce(t.tags, MAP {}) AS tags
+        FROM store.runs r LEFT JOIN t USING (run_id)""",
+    """CREATE OR REPLACE VIEW params AS
+        SELECT run_id, name, value, value_type, value_num, value_json FROM store.params""",
+    """CREATE OR REPLACE VIEW latest_metrics AS
+        SELECT run_id, key, value, step, timestamp FROM store.latest_metrics""",
+    """CREATE OR REPLACE VIEW artifacts AS
+        SELECT run_id, name, kind, sha256, size, stored_path, created_at FROM store.artifacts""",
+    "CREATE OR REPLACE VIEW cells AS SELECT * FROM store.cells",
+    "CREATE OR REPLACE VIEW datasets AS SELECT * FROM store.datasets",
+    "CREATE OR REPLACE VIEW lineage AS SELECT * FROM store.lineage",
+    "CREATE OR REPLACE VIEW models AS SELECT * FROM store.models",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+
+STABLE_VIEWS = ("runs", "params", "metrics", "cells", "datasets", "lineage", "artifacts", "models")
+
+
+def read_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The schema version recorded in the file, or None when it has no mlops_nb metadata."""
+    has_meta = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'store' AND table_name = 'meta'"
+    ).fetchone()
+    if not has_meta or not has_meta[0]:
+        return None
+    row = con.execute("SELECT value FROM store.meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else None
+
+
+def is_empty_database(con: duckdb.DuckDBPyConnection) -> bool:
+    """True for a DuckDB file with no tables at all (safe to initialise as a log)."""
+    row = con.execute("SELECT count(*) FROM information_schema.tables").fetchone()
+    return not row or row[0] == 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection, from_version: int, to_version: int = SCHEMA_VERSION):
+    """Apply the migrations after ``from_version`` up to ``to_version`` in one transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for version in range(from_version + 1, to_version + 1):
+            for statement in MIGRATIONS[version]:
+                con.execute(statement)
+        con.execute(
+            "INSERT OR REPLACE INTO store.meta VALUES ('schema_version', ?)", [str(to_version)]
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

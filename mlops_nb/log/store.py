@@ -1,0 +1,517 @@
+"""Sharing one DuckDB log file between many processes without losing a record.
+
+The facts we design from (measured, see notes/environment.md): DuckDB lets one process open a
+file read-write, and a second opener fails at once; retrying that open until it succeeds LOSES
+acknowledged commits; holding a blocking ``flock`` on a sidecar file around
+open-write-close loses none; a connect costs ~13 ms, an insert on an open connection ~1 ms.
+
+So the log is written in two steps:
+
+1. **Journal.** Every write call of a process (a metric, a param, a run's start or end...) is
+   appended as one JSON line to that process's own journal file in ``<log>.journal/``, with a
+   single ``write(2)``. Nobody else writes that file, so there is no lock to wait for, and once
+   the call returns the record survives the death of the process (it is in the kernel's page
+   cache). Bulk data (a batch of 100k metric points) goes to a Parquet file beside the journal,
+   written under a temporary name and renamed before the journal line that points at it.
+2. **Merge.** A background thread of the same process merges new journal lines into the DuckDB
+   file at least once a second (and on ``flush()``, before the process reads, and at exit):
+   it takes the sidecar lock ``<log>.lock`` exclusively, opens the file, inserts the batch,
+   records in the same transaction how many bytes of the journal are merged
+   (``store.journal_progress``), commits and closes. A merge interrupted at any point is either
+   wholly committed or not at all, and is then redone from the recorded offset: each record
+   lands exactly once.
+
+Liveness: each writing process holds an exclusive ``flock`` on ``<writer>.alive`` for its whole
+life. The kernel drops it when the process dies, however it dies. Whoever opens the log (a
+reader, another writer) finds ``.alive`` files it can lock: those writers are dead, so it
+merges what is left of their journals and marks their runs that still read ``running`` as
+``crashed``. No pid guessing, no heartbeat timeout.
+
+Readers take the sidecar lock shared and open the file read-only; they may keep that
+connection for ``READER_LINGER_S`` of idleness so that a burst of queries costs one connect.
+A writer that finds the lock taken announces itself on ``<log>.wait``; a reader checks that
+before each query and lets go at once, so a reader delays a writer by at most one query or
+the linger time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlops_nb.errors import LogNotFoundError, LogVersionError, NotALogError
+from mlops_nb.log import apply, schema
+
+T = TypeVar("T")
+
+FLUSH_INTERVAL_S = 1.0
+READER_LINGER_S = 0.15
+JOURNAL_ROTATE_BYTES = 8 * 1024 * 1024
+_DUCKDB_MAGIC = b"DUCK"
+
+
+class Store:
+    """One process's handle on one log file: its journal, merges, and read connections."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.journal_dir = path.parent / (path.name + ".journal")
+        self._lock_path = path.parent / (path.name + ".lock")
+        self._wait_path = path.parent / (path.name + ".wait")
+        self._mutex = threading.RLock()
+        self._append_mutex = threading.Lock()
+        self._ready = False
+        # writer side, created on the first write
+        self.writer_id: str | None = None
+        self._alive_fd: int | None = None
+        self._journal_fd: int | None = None
+        self._journal_name: str | None = None
+        self._journal_seq = 0
+        self._bulk_seq = 0
+        self._appended = 0  # bytes appended to the current journal by this process
+        self._dirty = threading.Event()
+        self._stopping = False
+        self._flusher: threading.Thread | None = None
+        self.flush_error: BaseException | None = None
+        self.before_close: list[Callable[[], None]] = []
+        # reader side
+        self._reader: duckdb.DuckDBPyConnection | None = None
+        self._reader_lock_fd: int | None = None
+        self._reader_last_used = 0.0
+        self._linger_timer: threading.Timer | None = None
+        self._last_recovery_check = 0.0
+
+    # ------------------------------------------------------------------ opening
+    def ensure_ready(self, create: bool = True) -> None:
+        """Check the file is a log of a version we understand; create or migrate it if needed."""
+        if self._ready:
+            return
+        with self._mutex:
+            if self._ready:
+                return
+            if not self.path.exists():
+                if not create:
+                    raise LogNotFoundError(
+                        f"no log at {self.path}: record a run first, or point --log / "
+                        "MLOPS_NB_LOG at an existing log"
+                    )
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._exclusive_lock():
+                self._check_or_initialise()
+            self._ready = True
+        self.recover_dead_writers()
+
+    def _check_or_initialise(self) -> None:
+        """Runs under the exclusive lock: validate the file, create or migrate the schema."""
+        existed = self.path.exists()
+        if existed:
+            _check_magic(self.path)
+        try:
+            con = duckdb.connect(str(self.path))
+        except duckdb.Error as error:
+            raise NotALogError(
+                f"{self.path} could not be opened as a DuckDB database ({_first_line(error)}); "
+                "it was left untouched: move it away or point MLOPS_NB_LOG elsewhere"
+            ) from None
+        try:
+            version = schema.read_version(con)
+            if version is None:
+                if existed and not schema.is_empty_database(con):
+                    raise NotALogError(
+                        f"{self.path} is a DuckDB database but not an mlops_nb log; it was left "
+                        "untouched: use another path for the log"
+                    )
+                schema.migrate(con, 0)
+            elif version > schema.SCHEMA_VERSION:
+                raise LogVersionError(
+                    f"{self.path} was written by a newer mlops_nb (log schema {version}, this "
+                    f"version reads up to {schema.SCHEMA_VERSION}): upgrade with "
+                    "'pip install -U mlops-nb'"
+                )
+            elif version < schema.SCHEMA_VERSION:
+                schema.migrate(con, version)
+        finally:
+            con.close()
+
+    # ------------------------------------------------------------------ writing
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record to this process's journal; durable when this returns."""
+        line = (json.dumps(record, default=_json_default, allow_nan=True) + "\n").encode()
+        with self._append_mutex:
+            if self._journal_fd is None:
+                self._open_journal()
+            assert self._journal_fd is not None
+            os.write(self._journal_fd, line)
+            self._appended += len(line)
+        self._dirty.set()
+
+    def append_bulk(self, op: str, table: pa.Table, **fields: Any) -> None:
+        """Store a large batch as a Parquet file beside the journal and journal a pointer."""
+        with self._append_mutex:
+            if self._journal_fd is None:
+                self._open_journal()
+            self._bulk_seq += 1
+            name = f"{self.writer_id}.bulk{self._bulk_seq}.parquet"
+        final = self.journal_dir / name
+        temporary = self.journal_dir / (name + ".tmp")
+        pq.write_table(table, temporary, compression="none")
+        os.replace(temporary, final)
+        self.append({"op": op, "file": name, **fields})
+
+    def _open_journal(self) -> None:
+        """Become a writer: take the liveness lock and open a fresh journal file."""
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
+        if self.writer_id is None:
+            host = socket.gethostname().split(".")[0]
+            self.writer_id = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            alive = self.journal_dir / f"{self.writer_id}.alive"
+            self._alive_fd = os.open(alive, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._alive_fd, fcntl.LOCK_EX)
+        self._journal_seq += 1
+        self._journal_name = f"{self.writer_id}.{self._journal_seq}.jsonl"
+        self._journal_fd = os.open(
+            self.journal_dir / self._journal_name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+        )
+        self._appended = 0
+        if self._flusher is None:
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name="mlops-nb-flusher", daemon=True
+            )
+            self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._stopping:
+            self._dirty.wait()
+            if self._stopping:
+                return
+            time.sleep(FLUSH_INTERVAL_S / 2)
+            try:
+                self.flush()
+                self.flush_error = None
+            except Exception as error:  # noqa: BLE001 - kept in the journal, retried next tick
+                self.flush_error = error
+                time.sleep(FLUSH_INTERVAL_S)
+                self._dirty.set()
+
+    def has_unmerged(self) -> bool:
+        return self._journal_fd is not None and self._dirty.is_set()
+
+    def flush(self) -> None:
+        """Merge everything this process has journaled into the database file now."""
+        if self._journal_fd is None:
+            return
+        with self._mutex:
+            self._dirty.clear()
+            with self._append_mutex:
+                journals = [self._journal_name]
+                rotate = self._appended >= JOURNAL_ROTATE_BYTES
+            with self._exclusive_lock():
+                self._merge_journals(journals, dead_writers=[])
+            if rotate:
+                self._rotate_journal(journals[0])
+
+    def _rotate_journal(self, merged_name: str | None) -> None:
+        """Start a new journal once the old one is large and wholly merged; delete the old."""
+        with self._append_mutex:
+            if self._journal_name != merged_name or self._journal_fd is None:
+                return
+            if os.fstat(self._journal_fd).st_size != self._merged_bytes(merged_name):
+                return
+            os.close(self._journal_fd)
+            self._journal_fd = None
+            self._open_journal()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.journal_dir / merged_name)
+
+    def _merged_bytes(self, journal: str) -> int:
+        with self._exclusive_lock():
+            con = duckdb.connect(str(self.path))
+            try:
+                row = con.execute(
+                    "SELECT applied_bytes FROM store.journal_progress WHERE journal = ?", [journal]
+                ).fetchone()
+            finally:
+                con.close()
+        return row[0] if row else 0
+
+    def _merge_journals(self, journals: list[str | None], dead_writers: list[str]) -> None:
+        """Under the exclusive lock: apply unmerged journal bytes; mark dead writers' runs."""
+        con = duckdb.connect(str(self.path))
+        try:
+            for journal in journals:
+                if journal:
+                    apply.merge_journal(con, self.journal_dir, journal)
+            running_writers = [
+                row[0]
+                for row in con.execute(
+                    "SELECT DISTINCT writer_id FROM store.runs WHERE status = 'running'"
+                ).fetchall()
+            ]
+            gone = set(dead_writers)
+            for writer in running_writers:
+                if writer and writer != self.writer_id and not self._writer_alive(writer):
+                    gone.add(writer)
+            for writer in gone:
+                apply.mark_crashed(con, writer, self._last_activity(writer))
+        finally:
+            con.close()
+
+    # ------------------------------------------------------------------ recovery
+    def recover_dead_writers(self) -> None:
+        """Merge what dead writers left in their journals and mark their runs crashed."""
+        self._last_recovery_check = time.monotonic()
+        dead = self._dead_writers()
+        if not dead:
+            return
+        with self._mutex:
+            self._close_reader()
+            with self._exclusive_lock():
+                dead = self._dead_writers()  # another process may have recovered them
+                if not dead:
+                    return
+                journals = sorted(
+                    p.name
+                    for writer in dead
+                    for p in self.journal_dir.glob(f"{writer}.*.jsonl")
+                )
+                self._merge_journals(journals, dead_writers=dead)
+                for writer in dead:
+                    for leftover in self.journal_dir.glob(f"{writer}.*"):
+                        with contextlib.suppress(FileNotFoundError):
+                            leftover.unlink()
+
+    def _dead_writers(self) -> list[str]:
+        if not self.journal_dir.is_dir():
+            return []
+        writers = set()
+        for entry in os.scandir(self.journal_dir):
+            writer = entry.name.split(".", 1)[0]
+            if writer != self.writer_id and not entry.name.endswith(".tmp"):
+                writers.add(writer)
+        return sorted(w for w in writers if not self._writer_alive(w))
+
+    def _writer_alive(self, writer: str) -> bool:
+        """A writer is alive while some process holds the flock on its ``.alive`` file."""
+        alive = self.journal_dir / f"{writer}.alive"
+        try:
+            fd = os.open(alive, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def _last_activity(self, writer: str) -> float | None:
+        times = [p.stat().st_mtime for p in self.journal_dir.glob(f"{writer}.*.jsonl")]
+        return max(times) if times else None
+
+    # ------------------------------------------------------------------ reading
+    def read(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run ``query`` on a read-only connection, seeing every record this process wrote."""
+        self.ensure_ready(create=False)
+        if self.has_unmerged():
+            self.flush()
+        if time.monotonic() - self._last_recovery_check > 2.0:
+            self.recover_dead_writers()
+        with self._mutex:
+            if self._reader is not None and self._writers_waiting():
+                self._close_reader()
+            if self._reader is None:
+                self._open_reader()
+            assert self._reader is not None
+            try:
+                return query(self._reader.cursor())
+            finally:
+                self._reader_last_used = time.monotonic()
+                self._schedule_linger_close()
+
+    def _open_reader(self) -> None:
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._wait_for_waiting_writers()
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            self._reader = duckdb.connect(str(self.path), read_only=True)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._reader_lock_fd = fd
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._reader_lock_fd is not None:
+            os.close(self._reader_lock_fd)  # closing drops the shared flock
+            self._reader_lock_fd = None
+
+    def _schedule_linger_close(self) -> None:
+        if self._linger_timer is not None and self._linger_timer.is_alive():
+            return
+        self._linger_timer = threading.Timer(READER_LINGER_S, self._close_if_idle)
+        self._linger_timer.daemon = True
+        self._linger_timer.start()
+
+    def _close_if_idle(self) -> None:
+        with self._mutex:
+            idle = time.monotonic() - self._reader_last_used
+            if self._reader is None:
+                return
+            if idle >= READER_LINGER_S or self._writers_waiting():
+                self._close_reader()
+                return
+        self._linger_timer = None
+        self._schedule_linger_close()
+
+    def _writers_waiting(self) -> bool:
+        fd = os.open(self._wait_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def _wait_for_waiting_writers(self) -> None:
+        """Let writers that are queued go first, so a busy reader cannot starve them."""
+        fd = os.open(self._wait_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ locking
+    @contextlib.contextmanager
+    def _exclusive_lock(self) -> Iterator[None]:
+        """Hold the sidecar lock exclusively; announce ourselves to readers while we wait."""
+        with self._mutex:
+            self._close_reader()  # one process may not hold read-only and read-write at once
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    wait_fd = os.open(self._wait_path, os.O_RDWR | os.O_CREAT, 0o644)
+                    try:
+                        fcntl.flock(wait_fd, fcntl.LOCK_SH)
+                        fcntl.flock(fd, fcntl.LOCK_EX)
+                    finally:
+                        os.close(wait_fd)
+                yield
+            finally:
+                os.close(fd)
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Final merge; remove this writer's journal files once everything is in the log."""
+        for callback in list(self.before_close):
+            with contextlib.suppress(Exception):
+                callback()
+        self._stopping = True
+        self._dirty.set()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=5)
+        with self._mutex:
+            if self._journal_fd is not None:
+                self._dirty.set()
+                self.flush()
+                os.close(self._journal_fd)
+                self._journal_fd = None
+                for leftover in self.journal_dir.glob(f"{self.writer_id}.*"):
+                    if not leftover.name.endswith(".alive"):
+                        leftover.unlink(missing_ok=True)
+                (self.journal_dir / f"{self.writer_id}.alive").unlink(missing_ok=True)
+            if self._alive_fd is not None:
+                os.close(self._alive_fd)
+                self._alive_fd = None
+            self._close_reader()
+            # the same Store may be used again later in this process: start as a new writer
+            self.writer_id = None
+            self._flusher = None
+            self._stopping = False
+            self._dirty.clear()
+
+
+# ---------------------------------------------------------------------- one Store per file
+_STORES: dict[str, Store] = {}
+_STORES_MUTEX = threading.Lock()
+_ORPHANED: list[Any] = []  # objects inherited over fork(), kept so they are never closed
+
+
+def get_store(path: Path, create: bool = True) -> Store:
+    """The process-wide Store for ``path`` (one per file: DuckDB allows one mode per process)."""
+    key = str(path.absolute())
+    with _STORES_MUTEX:
+        store = _STORES.get(key)
+        if store is None:
+            store = _STORES[key] = Store(Path(key))
+    store.ensure_ready(create=create)
+    return store
+
+
+@atexit.register
+def _close_all_stores() -> None:
+    for store in list(_STORES.values()):
+        with contextlib.suppress(Exception):
+            store.close()
+
+
+def _forget_parent_stores() -> None:
+    """In a forked child, the parent's journal and locks are not ours: start afresh."""
+    for store in _STORES.values():
+        _ORPHANED.append(store)
+        for fd in (store._alive_fd, store._journal_fd, store._reader_lock_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        store._alive_fd = store._journal_fd = store._reader_lock_fd = None
+        store._stopping = True
+    _STORES.clear()
+
+
+os.register_at_fork(after_in_child=_forget_parent_stores)
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_magic(path: Path) -> None:
+    with open(path, "rb") as handle:
+        header = handle.read(16)
+    if header[8:12] != _DUCKDB_MAGIC:
+        raise NotALogError(
+            f"{path} is not an mlops_nb log (not a DuckDB database); it was left untouched: "
+            "move it away or point MLOPS_NB_LOG elsewhere"
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _json_default(value: Any) -> Any:
+    """Make numpy scalars and other common values JSON-serialisable."""
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
