@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mlops_nb.errors import MlopsError, NoActiveRunError, QueryError, RunNotFoundError
-from mlops_nb.log import values
+from mlops_nb.log import values, wide
 from mlops_nb.log.location import artifacts_dir_for, default_log_path
 from mlops_nb.log.store import Store, get_store
 
@@ -92,7 +92,7 @@ class Log:
                 "run_id": run_id, "experiment": experiment, "name": name or run_id[:8],
                 "status": "running", "start_time": time.time(), "end_time": None,
                 "user_name": _user(), "host": socket.gethostname(), "pid": os.getpid(),
-                "parent_run_id": parent_run_id, "writer_id": self._store.writer_id,
+                "parent_run_id": parent_run_id, "writer_id": self._store.become_writer(),
                 "error": None, **recorded,
             },
         })  # fmt: skip
@@ -109,7 +109,7 @@ class Log:
         """Continue recording into an existing run (it reads ``running`` again)."""
         info = self.run(run_id).info
         self._store.append({"op": "run_resume", "run_id": info["run_id"], "status": "running",
-                            "writer_id": self._store.writer_id})  # fmt: skip
+                            "writer_id": self._store.become_writer()})  # fmt: skip
         run = Run(self, info["run_id"], info["experiment"])
         _ACTIVE_RUNS.append(run)
         return run
@@ -175,7 +175,9 @@ class Log:
         ``params.<name>`` and ``metrics.<key>``, with AND, OR, NOT, IN, LIKE...:
         ``log.runs(where="params.lr < 0.1 OR metrics.acc > 0.9", order_by="metrics.acc DESC")``
         """
-        return self._store.read(lambda con: _query_runs(con, experiment, where, order_by, limit))
+        return self._store.read(
+            lambda con: _query_runs(con, experiment, where, order_by, limit, self._store.read_cache)
+        )
 
     def run(self, run_id: str) -> RunRecord:
         """Everything recorded about one run (a unique id prefix is enough)."""
@@ -413,140 +415,75 @@ def _query_runs(
     where: str | None,
     order_by: str | None,
     limit: int | None,
+    cache: dict[str, Any],
 ) -> pd.DataFrame:
-    """Filter and sort on only the params/metrics the expression names, then widen the page."""
-    param_kinds = dict(con.execute(_PARAM_KINDS_SQL).fetchall())
-    metric_keys = [row[0] for row in con.execute(_METRIC_KEYS_SQL).fetchall()]
-    experiment_filter, args = ("", [])
-    if experiment:
-        experiment_filter, args = " AND r.experiment = ?", [experiment]
-    chosen_ids: list[str] | None = None
-    if where or order_by or limit is not None:
-        expression = f"{where or ''} {order_by or ''}"
-        named = _named_fields(expression)
-        params_needed = named["params"] if named is not None else set(param_kinds)
-        metrics_needed = named["metrics"] if named is not None else set(metric_keys)
-        _check_known("param", params_needed, param_kinds)
-        _check_known("metric", metrics_needed, metric_keys)
-        ctes, joins, columns = _pivots(
-            param_kinds, params_needed, metrics_needed, "tags" in expression, flat=False
+    """One scan of ``store.run_values`` (runs with their params and latest metrics)."""
+    if "columns" not in cache:  # valid while this read-only connection lives
+        cache["columns"] = wide.existing_columns(con)
+        cache["has_tags"] = bool(con.execute("SELECT count(*) FROM store.tags").fetchone()[0])
+    columns = cache["columns"]
+    expression = f"{where or ''} {order_by or ''}"
+    tags_join = ""
+    if re.search(r"\btags\b", _without_literals(expression)):
+        tags_join = (
+            "LEFT JOIN (SELECT run_id, map(list(key), list(value)) AS tags FROM store.tags "
+            "GROUP BY run_id) t USING (run_id)"
         )
-        sql = (
-            f"{ctes}SELECT run_id FROM (SELECT r.*{columns} FROM ({_RUNS_SQL}) r {joins}) r "
-            f"WHERE TRUE{experiment_filter}"
-        )
-        if where:
-            sql += f" AND ({where})"
-        sql += f" ORDER BY {order_by or 'r.start_time DESC'}"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        try:
-            chosen_ids = [row[0] for row in con.execute(sql, args).fetchall()]
-        except duckdb.Error as error:
-            raise QueryError(f"bad where/order by: {_first_line(error)}") from None
-    ctes, joins, columns = _pivots(
-        param_kinds, set(param_kinds), set(metric_keys), True, flat=True
+    names = sorted(columns, key=lambda c: (not c.startswith("params."), c))
+    sql = (
+        f"SELECT v.* EXCLUDE ({', '.join(_ident(c) for c in columns) or 'run_id'}), "
+        f"{', '.join(['v.run_id'] * (not columns) + [f'v.{_ident(c)}' for c in names])} "
+        f"FROM store.run_values v {tags_join} WHERE TRUE"
     )
-    sql = f"{ctes}SELECT r.*{columns} FROM ({_RUNS_SQL}) r {joins} WHERE TRUE{experiment_filter}"
-    if chosen_ids is not None:
-        sql += " AND r.run_id IN (SELECT unnest(?::VARCHAR[]))"
-        args = [*args, chosen_ids]
-    else:
-        sql += " ORDER BY r.start_time DESC"
-    frame = con.execute(sql, args).df()
-    if chosen_ids is not None:
-        frame = frame.set_index("run_id").loc[chosen_ids].reset_index()
+    args: dict[str, Any] = {}
+    if experiment:
+        sql += " AND v.experiment = $experiment"
+        args["experiment"] = experiment
+    if where:
+        sql += f" AND ({_qualify_fields(where, columns)})"
+    order = f"{_qualify_fields(order_by, columns)}, " if order_by else ""
+    sql += f" ORDER BY {order}v.start_time DESC"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    try:
+        frame = con.execute(sql, args).df()
+    except duckdb.Error as error:
+        raise QueryError(f"bad where/order by: {_first_line(error)}") from None
+    tags: dict[str, Any] = {}
+    if cache["has_tags"]:
+        tags = dict(
+            con.execute(
+                "SELECT run_id, map(list(key), list(value)) FROM store.tags "
+                "WHERE run_id IN (SELECT unnest($ids::VARCHAR[])) GROUP BY run_id",
+                {"ids": frame["run_id"].tolist()},
+            ).fetchall()
+        )
+    frame["tags"] = [tags.get(run_id, {}) for run_id in frame["run_id"]]
     return frame
 
 
-_RUNS_SQL = (
-    "SELECT run_id, experiment, name, status, start_time, end_time, "
-    "date_diff('millisecond', start_time, end_time) / 1000.0 AS duration_s, "
-    'user_name AS "user", host, pid, source, notebook_path, notebook_hash, git_commit, '
-    "git_dirty, parent_run_id, error FROM store.runs"
-)
-_PARAM_KINDS_SQL = """
-    SELECT name, CASE
-        WHEN bool_and(value_type = 'int') THEN 'int'
-        WHEN bool_and(value_type IN ('int', 'float')) THEN 'float'
-        WHEN bool_and(value_type = 'bool') THEN 'bool'
-        ELSE 'str' END
-    FROM store.params GROUP BY name ORDER BY name"""
-_METRIC_KEYS_SQL = "SELECT DISTINCT key FROM store.latest_metrics ORDER BY key"
-_PARAM_VALUE = {  # how each kind of param becomes one typed column; {} is the filter
-    "int": "CAST(max(value_num) FILTER ({}) AS BIGINT)",
-    "float": "max(value_num) FILTER ({})",
-    "bool": "CAST(max(value_num) FILTER ({}) AS BOOLEAN)",
-    "str": "max(value) FILTER ({})",
-}
+def _qualify_fields(expression: str, columns: dict[str, str]) -> str:
+    """``params.lr`` -> ``v."params.lr"`` outside string literals; unknown names are errors."""
+    pieces = re.split(r"('(?:[^']|'')*')", expression)
+    for index in range(0, len(pieces), 2):  # even pieces are outside quotes
+
+        def qualify(match: re.Match[str]) -> str:
+            table, raw = match.group(1), match.group(2)
+            name = raw[1:-1].replace('""', '"') if raw.startswith('"') else raw
+            column = f"{table}.{name}"
+            if column not in columns:
+                known = sorted(c.split(".", 1)[1] for c in columns if c.startswith(table + "."))
+                kind = table[:-1]
+                listed = ", ".join(known) or "none yet"
+                raise QueryError(f"unknown {kind} {name!r} in the query; {kind}s logged: {listed}")
+            return f"v.{_ident(column)}"
+
+        pieces[index] = _FIELD_REF.sub(qualify, pieces[index])
+    return "".join(pieces)
 
 
-def _pivots(
-    param_kinds: dict[str, str],
-    params_needed: set[str],
-    metrics_needed: set[str],
-    with_tags: bool,
-    flat: bool,
-) -> tuple[str, str, str]:
-    """CTEs, joins and select columns that put params/metrics beside each run.
-
-    ``flat`` gives columns named ``params.<name>`` (for the result); otherwise one struct
-    column ``params`` / ``metrics`` so that a user's ``params.lr > 0.1`` is plain SQL.
-    """
-    ctes, joins, columns = [], [], []
-    for table, alias, source, key_column, names in (
-        ("params", "p", "store.params", "name", sorted(params_needed)),
-        ("metrics", "m", "store.latest_metrics", "key", sorted(metrics_needed)),
-    ):
-        if not names:
-            if not flat:
-                columns.append(f"NULL::STRUCT(none INTEGER) AS {table}")
-            continue
-        fields = []
-        for name in names:
-            template = _PARAM_VALUE[param_kinds[name]] if table == "params" else "max(value) FILTER ({})"
-            label = _ident(f"{table}.{name}" if flat else name)
-            condition = f"WHERE {key_column} = {_literal(name)}"
-            fields.append(f"{template.format(condition)} AS {label}")
-        in_list = ", ".join(_literal(n) for n in names)
-        ctes.append(
-            f"{alias} AS (SELECT run_id, {', '.join(fields)} FROM {source} "
-            f"WHERE {key_column} IN ({in_list}) GROUP BY run_id)"
-        )
-        joins.append(f"LEFT JOIN {alias} USING (run_id)")
-        if flat:
-            columns += [f"{alias}.{_ident(f'{table}.{n}')}" for n in names]
-        else:
-            packed = ", ".join(f"{_ident(n)} := {alias}.{_ident(n)}" for n in names)
-            columns.append(f"struct_pack({packed}) AS {table}")
-    if with_tags:
-        ctes.append(
-            "t AS (SELECT run_id, map(list(key), list(value)) AS tags FROM store.tags "
-            "GROUP BY run_id)"
-        )
-        joins.append("LEFT JOIN t USING (run_id)")
-        columns.append("coalesce(t.tags, MAP {}) AS tags")
-    with_clause = f"WITH {', '.join(ctes)} " if ctes else ""
-    return with_clause, " ".join(joins), "".join(f", {c}" for c in columns)
-
-
-def _named_fields(expression: str) -> dict[str, set[str]] | None:
-    """The params/metrics an expression names, or None when it uses them in a way we can't see."""
-    named: dict[str, set[str]] = {"params": set(), "metrics": set()}
-    for table, raw in _FIELD_REF.findall(expression):
-        name = raw[1:-1].replace('""', '"') if raw.startswith('"') else raw
-        named[table].add(name)
-    stripped = _FIELD_REF.sub("", expression)
-    if re.search(r"\b(params|metrics)\b", stripped):
-        return None
-    return named
-
-
-def _check_known(kind: str, needed: set[str], known) -> None:
-    unknown = sorted(set(needed) - set(known))
-    if unknown:
-        listed = ", ".join(sorted(known)) or "none yet"
-        raise QueryError(f"unknown {kind} {unknown[0]!r} in the query; {kind}s logged: {listed}")
+def _without_literals(expression: str) -> str:
+    return re.sub(r"'(?:[^']|'')*'", "''", expression)
 
 
 def _load_run(con: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord:

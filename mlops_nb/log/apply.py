@@ -18,6 +18,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from mlops_nb.log import wide
+
 # Tables whose rows are journaled as-is (``{"op": "row", "table": ..., "row": {...}}``).
 ROW_TABLES = ("cells", "datasets", "lineage", "artifacts", "models")
 _TIME_FIELDS = ("start_time", "end_time", "created_at")
@@ -114,6 +116,7 @@ def apply_records(
         columns = {c: [_run_value(run, c) for run in runs] for c in _RUN_COLUMNS}
         _register(con, "batch_runs", columns)
         con.execute("INSERT OR REPLACE INTO store.runs SELECT * FROM batch_runs")
+        wide.refresh_runs(con, (run["run_id"] for run in runs))
     if params:
         _register(con, "batch_params", {
             "run_id": [k[0] for k in params], "name": [k[1] for k in params],
@@ -126,6 +129,10 @@ def apply_records(
             "DO UPDATE SET value = excluded.value, value_type = excluded.value_type, "
             "value_num = excluded.value_num, value_json = excluded.value_json"
         )
+        kinds_by_name: dict[str, set[str]] = {}
+        for (_, name), value in params.items():
+            kinds_by_name.setdefault(name, set()).add(value[1])
+        wide.refresh_params(con, kinds_by_name, {run_id for run_id, _ in params})
     if tags:
         _register(con, "batch_tags", {
             "run_id": [k[0] for k in tags], "key": [k[1] for k in tags],
@@ -157,6 +164,7 @@ def apply_records(
             "error = u.error, writer_id = coalesce(u.writer_id, runs.writer_id) "
             "FROM batch_status u WHERE runs.run_id = u.run_id"
         )
+        wide.refresh_runs(con, status_updates)
     return bulk_files
 
 
@@ -167,9 +175,10 @@ def mark_crashed(con: duckdb.DuckDBPyConnection, writer_id: str, last_seen: floa
         "UPDATE store.runs SET status = 'crashed', end_time = ?, error = "
         "'the process recording this run (pid ' || coalesce(pid::VARCHAR, '?') || ' on ' || "
         "coalesce(host, '?') || ') died before ending it' "
-        "WHERE writer_id = ? AND status = 'running'",
+        "WHERE writer_id = ? AND status = 'running' RETURNING run_id",
         [ended, writer_id],
     )
+    wide.refresh_runs(con, [row[0] for row in con.fetchall()])
 
 
 def _insert_metrics(
@@ -198,6 +207,8 @@ def _insert_metrics(
         "WHERE (excluded.step, excluded.timestamp) >= "
         "(latest_metrics.step, latest_metrics.timestamp)"
     )
+    touched = con.execute("SELECT DISTINCT run_id, key FROM batch_metrics").fetchall()
+    wide.refresh_metrics(con, {key for _, key in touched}, {run_id for run_id, _ in touched})
 
 
 def _add_metric(metrics: dict[str, list[Any]], run_id: str, key: str, value, step, t) -> None:

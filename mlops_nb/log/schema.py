@@ -10,11 +10,15 @@ applied in one transaction, so a failed upgrade leaves the file as it was.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
+
+from mlops_nb.log import wide
 
 SCHEMA_VERSION = 2
 
-_V1 = [
+_V1: list[Step] = [
     "CREATE SCHEMA IF NOT EXISTS store",
     "CREATE TABLE store.meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
     "CREATE TABLE store.experiments (name VARCHAR PRIMARY KEY, created_at TIMESTAMP)",
@@ -43,7 +47,7 @@ _V1 = [
     "CREATE VIEW artifacts AS SELECT run_id, name, sha256, size, created_at FROM store.artifacts",
 ]
 
-_V2 = [
+_V2: list[Step] = [
     # Latest value per (run, key), kept up to date when records are merged, so that filters
     # and sorts on metrics never scan the full history.
     """CREATE TABLE store.latest_metrics (
@@ -69,6 +73,9 @@ _V2 = [
         params VARCHAR, n_features_in BIGINT, feature_names VARCHAR, output_features VARCHAR,
         fit_dataset_id VARCHAR, artifact_sha256 VARCHAR, created_at TIMESTAMP)""",
     "ALTER TABLE store.artifacts ADD COLUMN kind VARCHAR DEFAULT 'file'",
+    # one row per run with a typed column per param and latest metric (see wide.py)
+    f"CREATE TABLE store.run_values ({wide.RUN_COLUMNS_DDL})",
+    wide.rebuild,
     """CREATE OR REPLACE VIEW runs AS
         WITH t AS (SELECT run_id, map(list(key), list(value)) AS tags
                    FROM store.tags GROUP BY run_id)
@@ -90,7 +97,8 @@ _V2 = [
     "CREATE OR REPLACE VIEW models AS SELECT * FROM store.models",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+Step = str | Callable[[duckdb.DuckDBPyConnection], None]
+MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2}
 
 STABLE_VIEWS = ("runs", "params", "metrics", "cells", "datasets", "lineage", "artifacts", "models")
 
@@ -118,8 +126,11 @@ def migrate(con: duckdb.DuckDBPyConnection, from_version: int, to_version: int =
     con.execute("BEGIN TRANSACTION")
     try:
         for version in range(from_version + 1, to_version + 1):
-            for statement in MIGRATIONS[version]:
-                con.execute(statement)
+            for step in MIGRATIONS[version]:
+                if callable(step):
+                    step(con)
+                else:
+                    con.execute(step)
         con.execute(
             "INSERT OR REPLACE INTO store.meta VALUES ('schema_version', ?)", [str(to_version)]
         )

@@ -92,8 +92,8 @@ class Store:
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._reader_lock_fd: int | None = None
         self._reader_last_used = 0.0
+        self.read_cache: dict[str, Any] = {}  # facts derived from the file while it can't change
         self._linger_timer: threading.Timer | None = None
-        self._last_recovery_check = 0.0
 
     # ------------------------------------------------------------------ opening
     def ensure_ready(self, create: bool = True) -> None:
@@ -113,7 +113,6 @@ class Store:
             with self._exclusive_lock():
                 self._check_or_initialise()
             self._ready = True
-        self.recover_dead_writers()
 
     def _check_or_initialise(self) -> None:
         """Runs under the exclusive lock: validate the file, create or migrate the schema."""
@@ -158,6 +157,14 @@ class Store:
             os.write(self._journal_fd, line)
             self._appended += len(line)
         self._dirty.set()
+
+    def become_writer(self) -> str:
+        """Open this process's journal now (if not yet) and return its writer id."""
+        with self._append_mutex:
+            if self._journal_fd is None:
+                self._open_journal()
+        assert self.writer_id is not None
+        return self.writer_id
 
     def append_bulk(self, op: str, table: pa.Table, **fields: Any) -> None:
         """Store a large batch as a Parquet file beside the journal and journal a pointer."""
@@ -273,7 +280,6 @@ class Store:
     # ------------------------------------------------------------------ recovery
     def recover_dead_writers(self) -> None:
         """Merge what dead writers left in their journals and mark their runs crashed."""
-        self._last_recovery_check = time.monotonic()
         dead = self._dead_writers()
         if not dead:
             return
@@ -329,7 +335,7 @@ class Store:
         self.ensure_ready(create=False)
         if self.has_unmerged():
             self.flush()
-        if time.monotonic() - self._last_recovery_check > 2.0:
+        if self._reader is None:  # a fresh look at the file: first tidy up after dead writers
             self.recover_dead_writers()
         with self._mutex:
             if self._reader is not None and self._writers_waiting():
@@ -355,6 +361,7 @@ class Store:
         self._reader_lock_fd = fd
 
     def _close_reader(self) -> None:
+        self.read_cache.clear()
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -465,6 +472,7 @@ def get_store(path: Path, create: bool = True) -> Store:
         if store is None:
             store = _STORES[key] = Store(Path(key))
     store.ensure_ready(create=create)
+    store.recover_dead_writers()
     return store
 
 
