@@ -238,27 +238,31 @@ class Run:
 
         The batch is written as one Parquet file, so 100k points cost milliseconds.
         """
-        frame = pd.DataFrame(points)
+        frame = points if isinstance(points, pd.DataFrame) else pd.DataFrame(points)
         missing = {"key", "value"} - set(frame.columns)
         if missing:
             raise ValueError(f"log_batch needs columns key and value; missing {sorted(missing)}")
         count = len(frame)
         if count == 0:
             return 0
-        if "step" not in frame:
-            frame["step"] = frame.groupby("key").cumcount()
-            frame["step"] += frame["key"].map(lambda k: self._steps.get(k, 0))
-        if "timestamp" not in frame:
-            frame["timestamp"] = time.time()
-        last_steps = frame.groupby("key")["step"].max()
+        keys = frame["key"].astype(str)
+        if "step" in frame:
+            steps = frame["step"].to_numpy(dtype="int64")
+        else:
+            offsets = keys.map(lambda k: self._steps.get(k, 0)).to_numpy(dtype="int64")
+            steps = keys.groupby(keys).cumcount().to_numpy(dtype="int64") + offsets
+        last_steps = pd.Series(steps).groupby(keys.to_numpy()).max()
         for key, step in last_steps.items():
             self._steps[str(key)] = max(self._steps[str(key)], int(step) + 1)
+        if "timestamp" in frame:
+            times = pa.array(frame["timestamp"].to_numpy(dtype="float64"))
+        else:
+            times = pa.repeat(pa.scalar(time.time()), count)
         table = pa.table({
-            "run_id": pa.array([self.run_id] * count, type=pa.string()),
-            "key": pa.array(frame["key"].astype(str).to_numpy(), type=pa.string()),
+            "key": pa.Array.from_pandas(keys).cast(pa.string()),
             "value": pa.array(frame["value"].to_numpy(dtype="float64")),
-            "step": pa.array(frame["step"].to_numpy(dtype="int64")),
-            "t": pa.array(frame["timestamp"].to_numpy(dtype="float64")),
+            "step": pa.array(steps),
+            "t": times,
         })  # fmt: skip
         self._store.append_bulk("bulk_metrics", table, r=self.run_id)
         return count

@@ -81,6 +81,7 @@ def apply_records(
     tags: dict[tuple[str, str], str] = {}
     metrics: dict[str, list[Any]] = {"run_id": [], "key": [], "value": [], "step": [], "t": []}
     bulk_files: list[Path] = []
+    bulk_runs: list[str] = []
     rows: dict[str, list[dict[str, Any]]] = {table: [] for table in ROW_TABLES}
 
     for record in records:
@@ -92,6 +93,7 @@ def apply_records(
                 _add_metric(metrics, record["r"], key, value, step, t)
         elif op == "bulk_metrics":
             bulk_files.append(journal_dir / record["file"])
+            bulk_runs.append(record["r"])
         elif op == "params":
             for name, value, value_type, value_num, value_json in record["items"]:
                 params[(record["run_id"], name)] = [value, value_type, value_num, value_json]
@@ -143,7 +145,7 @@ def apply_records(
             "DO UPDATE SET value = excluded.value"
         )
     if metrics["run_id"] or bulk_files:
-        _insert_metrics(con, metrics, bulk_files)
+        _insert_metrics(con, metrics, list(zip(bulk_files, bulk_runs, strict=True)))
     for table, table_rows in rows.items():
         if table_rows:
             con.register(f"batch_{table}", pa.Table.from_pylist([_row(r) for r in table_rows]))
@@ -181,17 +183,26 @@ def mark_crashed(con: duckdb.DuckDBPyConnection, writer_id: str, last_seen: floa
     wide.refresh_runs(con, [row[0] for row in con.fetchall()])
 
 
+# "latest" means the highest step, then the latest time: one HUGEINT key compares much faster
+# than a (step, timestamp) struct
+_ORDER = "(step::HUGEINT * 100000000000000000 + epoch_us(timestamp))"
+
+
 def _insert_metrics(
-    con: duckdb.DuckDBPyConnection, metrics: dict[str, list[Any]], bulk_files: list[Path]
+    con: duckdb.DuckDBPyConnection,
+    metrics: dict[str, list[Any]],
+    bulk: list[tuple[Path, str]],
 ) -> None:
-    """Append to the history and move ``latest_metrics`` forward, in two statements."""
+    """Append to the history and move ``latest_metrics`` forward, set-wise."""
     sources = []
     if metrics["run_id"]:
         _register(con, "batch_metrics_small", metrics, value_type=pa.float64())
         sources.append("SELECT run_id, key, value, step, t FROM batch_metrics_small")
-    if bulk_files:
-        files = ", ".join("'" + str(f).replace("'", "''") + "'" for f in bulk_files)
-        sources.append(f"SELECT run_id, key, value, step, t FROM read_parquet([{files}])")
+    for path, run_id in bulk:
+        sources.append(
+            f"SELECT {_literal(run_id)} AS run_id, key, value, step, t "
+            f"FROM read_parquet({_literal(str(path))})"
+        )
     con.execute(
         "CREATE OR REPLACE TEMP VIEW batch_metrics AS "
         f"SELECT run_id, key, CAST(value AS DOUBLE) AS value, CAST(step AS BIGINT) AS step, "
@@ -200,15 +211,19 @@ def _insert_metrics(
     con.execute("INSERT INTO store.metrics SELECT * FROM batch_metrics")
     con.execute(
         "INSERT INTO store.latest_metrics "
-        "SELECT run_id, key, arg_max(value, (step, timestamp)), max(step), "
-        "arg_max(timestamp, (step, timestamp)) FROM batch_metrics GROUP BY run_id, key "
+        f"SELECT run_id, key, arg_max(value, {_ORDER}), max(step), "
+        f"arg_max(timestamp, {_ORDER}) FROM batch_metrics GROUP BY run_id, key "
         "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, "
         "step = excluded.step, timestamp = excluded.timestamp "
         "WHERE (excluded.step, excluded.timestamp) >= "
-        "(latest_metrics.step, latest_metrics.timestamp)"
+        "(latest_metrics.step, latest_metrics.timestamp) RETURNING run_id, key"
     )
-    touched = con.execute("SELECT DISTINCT run_id, key FROM batch_metrics").fetchall()
+    touched = con.fetchall()  # only the (run, key) pairs whose latest value moved
     wide.refresh_metrics(con, {key for _, key in touched}, {run_id for run_id, _ in touched})
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _add_metric(metrics: dict[str, list[Any]], run_id: str, key: str, value, step, t) -> None:

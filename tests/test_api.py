@@ -1,0 +1,208 @@
+"""The Python API on a real log file: recording, querying, and the errors users see."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlops_nb as mn
+from conftest import subprocess_env
+from mlops_nb.errors import NoActiveRunError, QueryError, RunNotFoundError
+from mlops_nb.log.location import default_log_path
+
+
+def test_log_location_follows_env_var_then_nearest_mlops_folder_then_cwd(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    nested = project / "notebooks" / "deep"
+    nested.mkdir(parents=True)
+    assert default_log_path(nested) == nested / ".mlops" / "log.duckdb"
+    (project / ".mlops").mkdir()
+    assert default_log_path(nested) == project / ".mlops" / "log.duckdb"
+    monkeypatch.setenv("MLOPS_NB_LOG", str(tmp_path / "elsewhere.duckdb"))
+    assert default_log_path(nested) == tmp_path / "elsewhere.duckdb"
+    monkeypatch.delenv("MLOPS_NB_LOG")
+    monkeypatch.chdir(nested)
+    assert mn.open_log().path == project / ".mlops" / "log.duckdb"
+
+
+def test_a_run_block_ends_finished_or_failed_with_the_exception(log_path):
+    log = mn.open_log(log_path)
+    with log.start_run(experiment="churn", name="good") as run:
+        run.log_metric("acc", 0.9)
+    with pytest.raises(ZeroDivisionError), log.start_run(experiment="churn", name="bad"):
+        1 / 0  # noqa: B018
+    runs = log.runs(order_by="start_time")
+    assert runs["name"].tolist() == ["good", "bad"]
+    assert runs["status"].tolist() == ["finished", "failed"]
+    assert runs["error"].tolist()[1] == "ZeroDivisionError: division by zero"
+    assert runs["source"].tolist() == ["script", "script"]
+    assert (runs["duration_s"] >= 0).all()
+
+
+def test_params_keep_their_types_and_secrets_never_reach_disk(log_path):
+    log = mn.open_log(log_path)
+    params = {"lr": 0.05, "depth": np.int64(7), "use_pca": True, "model": "forest",
+              "layers": [64, 32], "grid": {"C": [1, 10]}, "seed": None,
+              "db_password": "hunter2", "API_KEY": "sk-123", "github_token": "ghp_x"}  # fmt: skip
+    with log.start_run(params=params) as run:
+        pass
+    log.flush()
+    record = log.run(run.run_id)
+    assert record.params["lr"] == 0.05 and isinstance(record.params["depth"], int)
+    assert record.params["use_pca"] is True and record.params["layers"] == [64, 32]
+    assert record.params["grid"] == {"C": [1, 10]} and record.params["seed"] is None
+    for secret in ("db_password", "API_KEY", "github_token"):
+        assert record.params[secret] == "***"
+    types = log.sql("SELECT name, value_type FROM params").set_index("name")["value_type"]
+    assert types["lr"] == "float" and types["depth"] == "int" and types["model"] == "str"
+    for path in log_path.parent.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert b"hunter2" not in content and b"sk-123" not in content, path
+
+
+def test_metric_history_steps_latest_values_and_batches(log_path):
+    log = mn.open_log(log_path)
+    with log.start_run() as run:
+        for value in (0.9, 0.7, 0.4):
+            run.log_metric("loss", value)  # steps 0, 1, 2
+        run.log_metric("loss", 0.8, step=1)  # a late point for an old step
+        run.log_metrics({"acc": 0.5, "f1": 0.4}, step=0)
+        run.log_metrics({"acc": 0.6, "f1": 0.45})
+        added = run.log_batch({"key": ["val_loss"] * 1000, "value": np.linspace(1, 0, 1000)})
+    assert added == 1000
+    record = log.run(run.run_id)
+    history = record.metric_history
+    loss = history[history["key"] == "loss"].sort_values(["step", "timestamp"])
+    assert loss["step"].tolist() == [0, 1, 1, 2]
+    assert record.metrics == {"acc": 0.6, "f1": 0.45, "loss": 0.4, "val_loss": 0.0}
+    val = history[history["key"] == "val_loss"]
+    assert val["step"].tolist() == list(range(1000))
+    with pytest.raises(TypeError, match="metric 'acc' must be a number, got str"):
+        run.log_metric("acc", "high")
+
+
+def test_runs_filters_with_or_orders_by_metrics_and_limits(log_path):
+    log = mn.open_log(log_path)
+    for lr, acc, model in [(0.1, 0.80, "forest"), (0.01, 0.95, "linear"), (1.0, 0.60, "forest"),
+                           (0.5, 0.70, "boost")]:  # fmt: skip
+        with log.start_run(experiment="grid", params={"lr": lr, "model": model}) as run:
+            run.log_metric("acc", acc)
+    with log.start_run(experiment="other", params={"lr": 3}) as run:
+        run.set_tags({"team": "fraud"})
+    grid = log.runs(experiment="grid")
+    assert len(grid) == 4
+    assert {"params.lr", "params.model", "metrics.acc", "tags"} <= set(grid.columns)
+    chosen = log.runs(where="params.lr < 0.05 OR params.model = 'boost'", order_by="metrics.acc")
+    assert chosen["metrics.acc"].tolist() == [0.70, 0.95]
+    top = log.runs(where="metrics.acc IS NOT NULL", order_by="metrics.acc DESC", limit=2)
+    assert top["params.lr"].tolist() == [0.01, 0.1]
+    assert log.runs(where="tags['team'] = 'fraud'")["experiment"].tolist() == ["other"]
+    assert log.runs(where="name = 'params.lr'").empty  # a string literal is left alone
+    with pytest.raises(QueryError, match="unknown param 'depth'.*params logged: lr, model"):
+        log.runs(where="params.depth > 3")
+    with pytest.raises(QueryError, match="bad where"):
+        log.runs(where="metrics.acc >")
+
+
+def test_a_param_that_changes_type_widens_its_column(log_path):
+    log = mn.open_log(log_path)
+    for value in (3, 2.5, "auto"):
+        with log.start_run(params={"C": value}):
+            pass
+    log.flush()
+    values = log.runs(order_by="start_time")["params.C"].tolist()
+    assert values == ["3", "2.5", "auto"]
+
+
+def test_sql_is_read_only_and_one_statement(log_path):
+    log = mn.open_log(log_path)
+    with log.start_run():
+        pass
+    assert log.sql("SELECT count(*) AS n FROM runs")["n"][0] == 1
+    for statement in ("DELETE FROM store.runs", "DROP VIEW runs", "COPY runs TO 'x.csv'",
+                      "ATTACH 'other.duckdb'", "CREATE TABLE t (a INT)", "SET threads = 1"):
+        with pytest.raises(QueryError, match="read-only"):
+            log.sql(statement)
+    with pytest.raises(QueryError, match="one SQL statement at a time"):
+        log.sql("SELECT 1; SELECT 2")
+    with pytest.raises(QueryError, match="SQL error"):
+        log.sql("SELECT nope FROM runs")
+    assert log.sql("SELECT count(*) AS n FROM runs")["n"][0] == 1
+
+
+def test_run_lookup_by_prefix_and_clear_errors(log_path):
+    log = mn.open_log(log_path)
+    with log.start_run(run_id="abcdef0011223344") as run:
+        run.log_param("k", 1)
+    assert log.run("abcdef").params == {"k": 1}
+    with pytest.raises(RunNotFoundError, match="no run 'zzzz'"):
+        log.run("zzzz")
+    with log.start_run(run_id="abcdef9999"):
+        pass
+    with pytest.raises(RunNotFoundError, match="ambiguous"):
+        log.run("abcdef")
+    with pytest.raises(RunNotFoundError, match="not a run id"):
+        log.run("'; DROP TABLE runs; --")
+
+
+def test_artifacts_are_stored_once_by_content(log_path, tmp_path):
+    log = mn.open_log(log_path)
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("same bytes")
+    second.write_text("same bytes")
+    with log.start_run() as run:
+        digest_a = run.log_artifact(first)
+        digest_b = run.log_artifact(second, name="copy.txt")
+    assert digest_a == digest_b
+    stored = [p for p in log.artifacts_dir.rglob("*") if p.is_file()]
+    assert len(stored) == 1 and stored[0].read_text() == "same bytes"
+    artifacts = log.run(run.run_id).artifacts
+    assert artifacts["name"].tolist() == ["a.txt", "copy.txt"]
+    assert set(artifacts["sha256"]) == {digest_a}
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        run.log_artifact(tmp_path)
+
+
+def test_module_level_logging_uses_the_active_run(log_path):
+    with pytest.raises(NoActiveRunError, match="no active run"):
+        mn.log_metric("acc", 1.0)
+    log = mn.open_log(log_path)
+    with log.start_run() as run:
+        mn.log_metric("acc", 0.5)
+        mn.log_params({"lr": 0.1})
+    record = log.run(run.run_id)
+    assert record.metrics == {"acc": 0.5} and record.params == {"lr": 0.1}
+
+
+def test_other_processes_see_records_within_a_second_or_so_without_a_flush(log_path, tmp_path):
+    mn.open_log(log_path)
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import time, mlops_nb as mn\n"
+        f"run = mn.open_log({str(log_path)!r}).start_run(name='live')\n"
+        "run.log_metric('progress', 0.25)\n"
+        "print('logged', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    child = subprocess.Popen([sys.executable, str(script)], env=subprocess_env(),
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert child.stdout.readline().strip() == "logged"
+        logged_at = time.monotonic()
+        log = mn.open_log(log_path)
+        seen = pd.DataFrame()
+        while seen.empty and time.monotonic() - logged_at < 10:
+            seen = log.sql("SELECT value FROM metrics WHERE key = 'progress'")
+            time.sleep(0.1)
+        assert seen["value"].tolist() == [0.25]
+        assert log.runs()["status"].tolist() == ["running"]  # alive, so not crashed
+    finally:
+        child.kill()
+        child.wait()
+    assert mn.open_log(log_path).runs()["status"].tolist() == ["crashed"]
