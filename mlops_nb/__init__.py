@@ -1,9 +1,9 @@
 """mlops_nb: notebook-native MLOps on a DuckDB experiment log.
 
-    import mlops_nb as mn
-    log = mn.open_log()
-    with log.start_run(experiment="churn", params={"lr": 0.1}) as run:
-        run.log_metric("loss", 0.3)
+import mlops_nb as mn
+log = mn.open_log()
+with log.start_run(experiment="churn", params={"lr": 0.1}) as run:
+    run.log_metric("loss", 0.3)
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import subprocess_env
 
 import mlops_nb as mn
-from conftest import subprocess_env
 from mlops_nb.errors import NoActiveRunError, QueryError, RunNotFoundError
 from mlops_nb.log.location import default_log_path
 
@@ -125,8 +125,14 @@ def test_sql_is_read_only_and_one_statement(log_path):
     with log.start_run():
         pass
     assert log.sql("SELECT count(*) AS n FROM runs")["n"][0] == 1
-    for statement in ("DELETE FROM store.runs", "DROP VIEW runs", "COPY runs TO 'x.csv'",
-                      "ATTACH 'other.duckdb'", "CREATE TABLE t (a INT)", "SET threads = 1"):
+    for statement in (
+        "DELETE FROM store.runs",
+        "DROP VIEW runs",
+        "COPY runs TO 'x.csv'",
+        "ATTACH 'other.duckdb'",
+        "CREATE TABLE t (a INT)",
+        "SET threads = 1",
+    ):
         with pytest.raises(QueryError, match="read-only"):
             log.sql(statement)
     with pytest.raises(QueryError, match="one SQL statement at a time"):

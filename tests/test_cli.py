@@ -6,8 +6,9 @@ import csv
 import io
 import json
 
-import mlops_nb as mn
 from conftest import run_cli
+
+import mlops_nb as mn
 
 
 def _seed(log_path):

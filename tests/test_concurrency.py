@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 
-import mlops_nb as mn
 from conftest import run_cli, start_proc, subprocess_env
+
+import mlops_nb as mn
 
 
 def test_eight_writers_and_a_looping_reader_lose_nothing(log_path, tmp_path):

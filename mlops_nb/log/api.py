@@ -272,7 +272,11 @@ class Run:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._store.append(
-            {"op": "tags", "run_id": self.run_id, "items": {str(k): str(v) for k, v in tags.items()}}
+            {
+                "op": "tags",
+                "run_id": self.run_id,
+                "items": {str(k): str(v) for k, v in tags.items()},
+            }
         )
 
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:

@@ -112,8 +112,10 @@ def apply_records(
         _register(con, "batch_experiments", {
             "name": list(experiments), "t": list(experiments.values()),
         })  # fmt: skip
-        con.execute(f"INSERT OR IGNORE INTO store.experiments SELECT name, {_ts('t')} "
-                    "FROM batch_experiments")
+        con.execute(
+            f"INSERT OR IGNORE INTO store.experiments SELECT name, {_ts('t')} "
+            "FROM batch_experiments"
+        )
     if runs:
         columns = {c: [_run_value(run, c) for run in runs] for c in _RUN_COLUMNS}
         _register(con, "batch_runs", columns)

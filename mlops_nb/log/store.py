@@ -290,9 +290,7 @@ class Store:
                 if not dead:
                     return
                 journals = sorted(
-                    p.name
-                    for writer in dead
-                    for p in self.journal_dir.glob(f"{writer}.*.jsonl")
+                    p.name for writer in dead for p in self.journal_dir.glob(f"{writer}.*.jsonl")
                 )
                 self._merge_journals(journals, dead_writers=dead)
                 for writer in dead:

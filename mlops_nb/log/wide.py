@@ -26,7 +26,7 @@ _VALUE_EXPR = {
 
 RUN_COLUMNS_DDL = (
     "run_id VARCHAR PRIMARY KEY, experiment VARCHAR, name VARCHAR, status VARCHAR, "
-    "start_time TIMESTAMP, end_time TIMESTAMP, duration_s DOUBLE, \"user\" VARCHAR, "
+    'start_time TIMESTAMP, end_time TIMESTAMP, duration_s DOUBLE, "user" VARCHAR, '
     "host VARCHAR, pid INTEGER, source VARCHAR, notebook_path VARCHAR, notebook_hash VARCHAR, "
     "git_commit VARCHAR, git_dirty BOOLEAN, parent_run_id VARCHAR, error VARCHAR"
 )
@@ -127,7 +127,9 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     all_runs = [row[0] for row in con.execute("SELECT run_id FROM store.runs").fetchall()]
     refresh_runs(con, all_runs)
     refresh_params(con, kinds, all_runs)
-    keys = [row[0] for row in con.execute("SELECT DISTINCT key FROM store.latest_metrics").fetchall()]
+    keys = [
+        row[0] for row in con.execute("SELECT DISTINCT key FROM store.latest_metrics").fetchall()
+    ]
     refresh_metrics(con, keys, all_runs)
 
 
