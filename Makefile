@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
-	cd $(DEMO_DIR) && ../$(PY) ../example_notebooks/record_runs.py
-	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb runs --order-by "metrics.accuracy DESC"
+	cd $(DEMO_DIR) && ../$(VENV)/bin/papermill --cwd . -k python3 \
+		../example_notebooks/churn.ipynb churn-output.ipynb
+	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb runs
+	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb show latest
+	@echo "Executed notebook: $(DEMO_DIR)/churn-output.ipynb; log: $(DEMO_DIR)/.mlops/log.duckdb"
 
 test: $(STAMP)
 	$(PY) -m ruff check mlops_nb tests benchmarks example_notebooks

@@ -24,6 +24,19 @@ def open_log(path: str | os.PathLike[str] | None = None, *, create: bool = True)
     return Log(path, create=create, run_defaults=run_context)
 
 
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext mlops_nb`` registers ``%mlops`` / ``%%mlops`` and the cell hooks."""
+    from mlops_nb.notebook import load_ipython_extension as load
+
+    load(shell)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    from mlops_nb.notebook import unload_ipython_extension as unload
+
+    unload(shell)
+
+
 def log_metric(key: str, value: float, step: int | None = None) -> None:
     """Record a metric on the active run (started by ``%mlops track`` or ``start_run``)."""
     active_run().log_metric(key, value, step=step)

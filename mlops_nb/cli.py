@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     show = add("show", "Show everything recorded about one run.")
-    show.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of one")
+    show.add_argument(
+        "run_id", metavar="RUN_ID", help='a run id, a unique prefix of one, or "latest"'
+    )
     show.add_argument("--format", "-f", choices=("text", "json"), default="text")
 
     sql = add("sql", "Run a read-only SQL query over the log's views (runs, params, metrics...).")

@@ -46,7 +46,9 @@ def test_a_version_1_log_migrates_with_no_data_lost(tmp_path):
     con.close()
 
     log = mn.open_log(path)
-    assert log.sql("SELECT value FROM store.meta WHERE key = 'schema_version'")["value"][0] == "2"
+    assert log.sql("SELECT value FROM store.meta WHERE key = 'schema_version'")["value"][0] == str(
+        schema.SCHEMA_VERSION
+    )
     runs = log.runs(order_by="start_time")
     assert runs["name"].tolist() == ["baseline", "tuned"]
     assert runs["status"].tolist() == ["finished", "failed"]
@@ -110,7 +112,7 @@ def test_a_failed_migration_leaves_the_old_log_as_it_was(tmp_path, monkeypatch):
     def broken(con):
         raise RuntimeError("disk full, say")
 
-    monkeypatch.setitem(schema.MIGRATIONS, 2, [*schema.MIGRATIONS[2], broken])
+    monkeypatch.setitem(schema.MIGRATIONS, 3, [*schema.MIGRATIONS[3], broken])
     with pytest.raises(RuntimeError, match="disk full"):
         mn.open_log(path)
     con = duckdb.connect(str(path), read_only=True)

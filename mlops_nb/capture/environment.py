@@ -83,3 +83,49 @@ def _read_git_state(folder: Path) -> dict[str, Any]:
     except (OSError, subprocess.TimeoutExpired):
         return {}
     return {"git_commit": commit.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
+
+
+def platform_facts() -> list[tuple[str, str, str]]:
+    """``(kind, name, version)`` of the interpreter and machine a run executes on."""
+    import platform
+
+    facts = [
+        ("python", "python", platform.python_version()),
+        ("python", "implementation", platform.python_implementation()),
+        ("platform", "system", f"{platform.system()} {platform.release()}"),
+        ("platform", "machine", platform.machine()),
+        ("executable", "path", sys.executable),
+    ]
+    kernel = os.environ.get("MLOPS_NB_KERNEL")
+    if kernel:
+        facts.append(("kernel", "name", kernel))
+    if "ipykernel" in sys.modules:
+        facts.append(("kernel", "ipykernel", getattr(sys.modules["ipykernel"], "__version__", "?")))
+    return facts
+
+
+_DISTRIBUTIONS: dict[str, list[str]] | None = None
+
+
+def packages_in_use(already_seen: set[str]) -> list[tuple[str, str]]:
+    """``(distribution, version)`` for top-level modules imported now and not seen before.
+
+    Updates ``already_seen`` with the module names it looked at, so calling it after every
+    cell only costs a set difference.
+    """
+    from importlib import metadata
+
+    global _DISTRIBUTIONS
+    if _DISTRIBUTIONS is None:
+        _DISTRIBUTIONS = metadata.packages_distributions()
+    top_level = {name.split(".", 1)[0] for name in list(sys.modules)} - already_seen
+    already_seen |= top_level
+    found: dict[str, str] = {}
+    for module in top_level:
+        for distribution in _DISTRIBUTIONS.get(module, []):
+            if distribution not in found:
+                try:
+                    found[distribution] = metadata.version(distribution)
+                except metadata.PackageNotFoundError:
+                    continue
+    return sorted(found.items())

@@ -180,7 +180,7 @@ class Log:
         )
 
     def run(self, run_id: str) -> RunRecord:
-        """Everything recorded about one run (a unique id prefix is enough)."""
+        """Everything recorded about one run (a unique id prefix, or "latest")."""
         return self._store.read(lambda con: _load_run(con, run_id))
 
 
@@ -193,6 +193,7 @@ class Run:
         self.experiment = experiment
         self.status = "running"
         self._steps: dict[str, int] = defaultdict(int)
+        self._recent: dict[str, float] = {}  # latest value per key since drain_recent()
         self._store = log._store
 
     def __repr__(self) -> str:
@@ -221,6 +222,7 @@ class Run:
         """Record one point; ``step`` defaults to this key's next step (0, 1, 2...)."""
         number = values.check_metric(key, value)
         step = self._next_step(key, step)
+        self._recent[key] = number
         self._store.append({"op": "m", "r": self.run_id, "k": key, "v": number, "s": step,
                             "t": timestamp if timestamp is not None else time.time()})  # fmt: skip
 
@@ -232,6 +234,7 @@ class Run:
             for key, value in metrics.items()
         ]
         self._store.append({"op": "ms", "r": self.run_id, "items": items})
+        self._recent.update({key: value for key, value, _, _ in items})
 
     def log_batch(self, points: pd.DataFrame | Mapping[str, Any]) -> int:
         """Record many metric points at once (columns key, value, and optional step, timestamp).
@@ -251,18 +254,23 @@ class Run:
         else:
             offsets = keys.map(lambda k: self._steps.get(k, 0)).to_numpy(dtype="int64")
             steps = keys.groupby(keys).cumcount().to_numpy(dtype="int64") + offsets
-        last_steps = pd.Series(steps).groupby(keys.to_numpy()).max()
+        unique_keys = keys.unique()
+        if len(unique_keys) == 1:
+            last_steps = {unique_keys[0]: int(steps.max())}
+        else:
+            last_steps = pd.Series(steps).groupby(keys.to_numpy()).max().to_dict()
         for key, step in last_steps.items():
             self._steps[str(key)] = max(self._steps[str(key)], int(step) + 1)
         if "timestamp" in frame:
-            times = pa.array(frame["timestamp"].to_numpy(dtype="float64"))
+            micros = (frame["timestamp"].to_numpy(dtype="float64") * 1e6).astype("int64")
+            times = pa.array(micros, type=pa.timestamp("us"))
         else:
-            times = pa.repeat(pa.scalar(time.time()), count)
+            times = pa.repeat(pa.scalar(int(time.time() * 1e6), pa.timestamp("us")), count)
         table = pa.table({
             "key": pa.Array.from_pandas(keys).cast(pa.string()),
             "value": pa.array(frame["value"].to_numpy(dtype="float64")),
             "step": pa.array(steps),
-            "t": times,
+            "timestamp": times,
         })  # fmt: skip
         self._store.append_bulk("bulk_metrics", table, r=self.run_id)
         return count
@@ -279,7 +287,14 @@ class Run:
             }
         )
 
-    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
+    def drain_recent(self) -> dict[str, float]:
+        """Metrics logged since the last call (latest value per key); used by cell summaries."""
+        recent, self._recent = self._recent, {}
+        return recent
+
+    def log_artifact(
+        self, path: str | os.PathLike[str], name: str | None = None, kind: str = "file"
+    ) -> str:
         """Copy a file into the content-addressed artifact store; returns its sha256."""
         source = Path(path)
         if not source.is_file():
@@ -288,7 +303,7 @@ class Run:
             )
         digest, size, relative = store_artifact(source, self.log.artifacts_dir)
         self.log_record("artifacts", {
-            "run_id": self.run_id, "name": name or source.name, "kind": "file",
+            "run_id": self.run_id, "name": name or source.name, "kind": kind,
             "sha256": digest, "size": size, "stored_path": relative, "created_at": time.time(),
         })  # fmt: skip
         return digest
@@ -352,10 +367,34 @@ class RunRecord:
             if mapping:
                 lines.append(f"{title}:")
                 lines += [f"  {k} = {v}" for k, v in mapping.items()]
-        for title, frame in (("cells", self.cells), ("datasets", self.datasets),
-                             ("artifacts", self.artifacts), ("models", self.models)):  # fmt: skip
-            if len(frame):
-                lines.append(f"{title}: {len(frame)}")
+        if len(self.cells):
+            lines.append("cells:")
+            for cell in self.cells.itertuples():
+                label = f"{cell.stage or '-'}" + (f" ({cell.name})" if cell.name else "")
+                lines.append(
+                    f"  {cell.cell_seq:>3}  {label:24} {cell.duration_s:8.3f} s  "
+                    f"{cell.status}{'  ' + cell.error_type if cell.error_type else ''}"
+                )
+        if len(self.datasets):
+            lines.append("datasets:")
+            for data in self.datasets.itertuples():
+                shape = f"{data.n_rows:,}x{data.n_cols:,}"
+                made_by = f"cell {data.cell_seq}" if not _is_missing(data.cell_seq) else "outside"
+                lines.append(
+                    f"  {data.name}@v{data.version:<3} {shape:>14}  {data.kind:8} "
+                    f"{made_by:10} {data.fingerprint[:12]}"
+                )
+        if len(self.models):
+            lines.append("models:")
+            for model in self.models.itertuples():
+                stored = "  stored" if model.artifact_sha256 else ""
+                lines.append(f"  {model.name}: {model.class_name} (cell {model.cell_seq}){stored}")
+        if len(self.artifacts):
+            lines.append("artifacts:")
+            lines += [
+                f"  {a.name}  {a.kind}  {a.size:,} bytes  {a.sha256[:12]}"
+                for a in self.artifacts.itertuples()
+            ]
         return "\n".join(lines)
 
 
@@ -495,6 +534,13 @@ def _without_literals(expression: str) -> str:
 
 
 def _load_run(con: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord:
+    if run_id == "latest":
+        row = con.execute(
+            "SELECT run_id FROM store.runs ORDER BY start_time DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            raise RunNotFoundError("the log has no runs yet")
+        run_id = row[0]
     if not run_id or not re.fullmatch(r"[0-9a-zA-Z_-]+", run_id):
         raise RunNotFoundError(f"{run_id!r} is not a run id (see mlops-nb runs)")
     matches = [

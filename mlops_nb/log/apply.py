@@ -21,7 +21,7 @@ import pyarrow as pa
 from mlops_nb.log import wide
 
 # Tables whose rows are journaled as-is (``{"op": "row", "table": ..., "row": {...}}``).
-ROW_TABLES = ("cells", "datasets", "lineage", "artifacts", "models")
+ROW_TABLES = ("cells", "datasets", "lineage", "artifacts", "models", "environment", "notes")
 _TIME_FIELDS = ("start_time", "end_time", "created_at")
 _RUN_COLUMNS = (
     "run_id", "experiment", "name", "status", "start_time", "end_time", "user_name", "host",
@@ -199,16 +199,18 @@ def _insert_metrics(
     sources = []
     if metrics["run_id"]:
         _register(con, "batch_metrics_small", metrics, value_type=pa.float64())
-        sources.append("SELECT run_id, key, value, step, t FROM batch_metrics_small")
-    for path, run_id in bulk:
         sources.append(
-            f"SELECT {_literal(run_id)} AS run_id, key, value, step, t "
+            "SELECT run_id, key, CAST(value AS DOUBLE), CAST(step AS BIGINT), "
+            f"{_ts('t')} FROM batch_metrics_small"
+        )
+    for path, run_id in bulk:  # written by log_batch with the final column types
+        sources.append(
+            f"SELECT {_literal(run_id)}, key, value, step, timestamp "
             f"FROM read_parquet({_literal(str(path))})"
         )
     con.execute(
-        "CREATE OR REPLACE TEMP VIEW batch_metrics AS "
-        f"SELECT run_id, key, CAST(value AS DOUBLE) AS value, CAST(step AS BIGINT) AS step, "
-        f"{_ts('t')} AS timestamp FROM ({' UNION ALL '.join(sources)})"
+        "CREATE OR REPLACE TEMP VIEW batch_metrics (run_id, key, value, step, timestamp) AS "
+        + " UNION ALL ".join(sources)
     )
     con.execute("INSERT INTO store.metrics SELECT * FROM batch_metrics")
     con.execute(

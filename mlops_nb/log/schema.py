@@ -16,7 +16,7 @@ import duckdb
 
 from mlops_nb.log import wide
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _V1: list[Step] = [
     "CREATE SCHEMA IF NOT EXISTS store",
@@ -97,10 +97,24 @@ _V2: list[Step] = [
     "CREATE OR REPLACE VIEW models AS SELECT * FROM store.models",
 ]
 
-Step = str | Callable[[duckdb.DuckDBPyConnection], None]
-MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2}
+_V3: list[Step] = [
+    # what a run ran on: python, kernel, platform, and each imported package's version
+    """CREATE TABLE store.environment (
+        run_id VARCHAR, kind VARCHAR, name VARCHAR, version VARCHAR, created_at TIMESTAMP)""",
+    # things a reader of the run must know: stale cells, out-of-order execution, lost records
+    """CREATE TABLE store.notes (
+        run_id VARCHAR, cell_seq INTEGER, kind VARCHAR, message VARCHAR, created_at TIMESTAMP)""",
+    "CREATE OR REPLACE VIEW environment AS SELECT * FROM store.environment",
+    "CREATE OR REPLACE VIEW notes AS SELECT * FROM store.notes",
+]
 
-STABLE_VIEWS = ("runs", "params", "metrics", "cells", "datasets", "lineage", "artifacts", "models")
+Step = str | Callable[[duckdb.DuckDBPyConnection], None]
+MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3}
+
+STABLE_VIEWS = (
+    "runs", "params", "metrics", "cells", "datasets", "lineage", "artifacts", "models",
+    "environment", "notes",
+)  # fmt: skip
 
 
 def read_version(con: duckdb.DuckDBPyConnection) -> int | None:

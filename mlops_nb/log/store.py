@@ -175,7 +175,7 @@ class Store:
             name = f"{self.writer_id}.bulk{self._bulk_seq}.parquet"
         final = self.journal_dir / name
         temporary = self.journal_dir / (name + ".tmp")
-        pq.write_table(table, temporary, compression="none")
+        pq.write_table(table, temporary, compression="none", write_statistics=False)
         os.replace(temporary, final)
         self.append({"op": op, "file": name, **fields})
 

@@ -1,0 +1,202 @@
+"""``%mlops`` and ``%%mlops``: the notebook's way in.
+
+``%%mlops track STAGE`` is not executed as a cell magic: an input transformer turns its first
+line into a check of the arguments, so the cell body runs exactly as if the magic were not
+there (same globals, display, exceptions, execution count) while the tracker's pre/post-run
+hooks record it. The other subcommands are ordinary magics routed through one argparse parser
+whose errors are ``UsageError`` (one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from traitlets import Bool
+
+from mlops_nb.errors import MlopsError
+from mlops_nb.notebook.tracker import TRACK_CELL, Tracker
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if message:
+            print(message)
+        raise _HelpShown
+
+
+class _HelpShown(Exception):
+    """--help was printed; nothing else to do."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="%mlops", description="Record this notebook's work in the mlops log.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    track = commands.add_parser(
+        "track",
+        help="start (or keep) recording this kernel's run",
+        description="%mlops track starts recording; %%mlops track STAGE [--name NAME] marks a "
+        "cell as a stage (ingest, clean, explore, features, train, evaluate, or your own).",
+    )
+    track.add_argument("--experiment", "-e", metavar="NAME")
+    track.add_argument("--log", metavar="PATH", help="log file (default: .mlops/log.duckdb)")
+    track.add_argument("--all", action="store_true", help="record every later cell too")
+    log = commands.add_parser(
+        "log",
+        help="log NAME=EXPR values: numbers as metrics, the rest as params",
+        description="%mlops log acc=score f1=f1_score(y, p); --param lr=0.1 logs params.",
+    )
+    log.add_argument("--param", action="store_true", help="log every value as a param")
+    log.add_argument("assignments", nargs="+", metavar="NAME=EXPR")
+    runs = commands.add_parser("runs", help="show runs (a table you can sort, filter, compare)")
+    runs.add_argument("--experiment", "-e", metavar="NAME")
+    runs.add_argument("--limit", "-n", type=int, default=200)
+    sql = commands.add_parser("sql", help="read-only SQL over the log; returns a DataFrame")
+    sql.add_argument("query", nargs=argparse.REMAINDER)
+    commands.add_parser("status", help="what is being recorded, where")
+    commands.add_parser("stop", help="end this kernel's run")
+    return parser
+
+
+@magics_class
+class MlopsMagics(Magics):
+    """The ``%mlops`` magics; ``%config MlopsMagics.summary = False`` hides cell summaries."""
+
+    summary = Bool(True, help="Show a one-line summary after each recorded cell.").tag(config=True)
+
+    def __init__(self, shell: Any, tracker: Tracker):
+        super().__init__(shell=shell)
+        self.tracker = tracker
+        self.parser = build_parser()
+        self.observe(lambda change: setattr(tracker, "show_summary", change["new"]), "summary")
+
+    @line_cell_magic
+    def mlops(self, line: str, cell: str | None = None) -> Any:
+        """%mlops COMMAND ... — run `%mlops --help` for the commands."""
+        if cell is not None:
+            return self._cell(line, cell)
+        try:
+            words = shlex.split(line)
+        except ValueError as error:
+            raise UsageError(f"%mlops: {error}") from None
+        if words and words[0] == "sql":  # keep the query's own quoting intact
+            return self._sql(line.strip()[3:])
+        if words and words[0] == "log" and "-h" not in words and "--help" not in words:
+            return self._log_line(line.strip()[3:])
+        try:
+            args = self.parser.parse_args(words)
+        except _HelpShown:
+            return None
+        if args.command is None:
+            self.parser.print_help()
+            return None
+        try:
+            return getattr(self, f"_{args.command}")(args)
+        except MlopsError as error:
+            raise UsageError(f"%mlops {args.command}: {error}") from None
+
+    # ------------------------------------------------------------------ subcommands
+    def _track(self, args: argparse.Namespace) -> None:
+        try:
+            message = self.tracker.start(args.experiment, args.log, args.all)
+        except MlopsError as error:
+            self.tracker._warn("track", f"not recording: {error}")
+            return
+        except OSError as error:
+            self.tracker._warn("track", f"not recording, the log is not writable: {error}")
+            return
+        print(message)
+
+    def _log_line(self, rest: str) -> None:
+        """``NAME=EXPR`` pairs split where a new ``NAME=`` starts, so EXPR keeps its quotes."""
+        as_params = False
+        rest = rest.strip()
+        if rest.startswith("--param"):
+            as_params, rest = True, rest[len("--param") :].strip()
+        if not rest:
+            raise UsageError("%mlops log: expected NAME=EXPR ... (see %mlops log --help)")
+        assignments = re.split(r"\s+(?=[A-Za-z_]\w*\s*=(?!=))", rest)
+        self._log(argparse.Namespace(param=as_params, assignments=assignments))
+
+    def _log(self, args: argparse.Namespace) -> None:
+        from mlops_nb.log import active_run
+
+        run = self.tracker.run or active_run()
+        params, metrics = {}, {}
+        for assignment in args.assignments:
+            name, sep, expression = assignment.partition("=")
+            name = name.strip()
+            if not sep or not name.isidentifier():
+                raise UsageError(f"%mlops log: expected NAME=EXPR, got {assignment!r}")
+            try:
+                value = self.shell.ev(expression)
+            except Exception as error:  # noqa: BLE001 - the user's expression
+                raise UsageError(f"%mlops log: {name}: {type(error).__name__}: {error}") from None
+            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            (metrics if is_number and not args.param else params)[name] = value
+        if params:
+            run.log_params(params)
+        if metrics:
+            run.log_metrics(metrics)
+        logged = [*(f"{k}={v!r} (metric)" for k, v in metrics.items()),
+                  *(f"{k}={v!r} (param)" for k, v in params.items())]  # fmt: skip
+        print("logged " + ", ".join(logged))
+
+    def _runs(self, args: argparse.Namespace) -> Any:
+        from mlops_nb.notebook.widgets import RunsView
+
+        return RunsView(self._log_handle(), experiment=args.experiment, limit=args.limit)
+
+    def _status(self, args: argparse.Namespace) -> None:
+        print(self.tracker.status())
+
+    def _stop(self, args: argparse.Namespace) -> None:
+        print(self.tracker.stop())
+
+    def _sql(self, query: str) -> Any:
+        if not query.strip():
+            raise UsageError("%mlops sql: give a query, e.g. %mlops sql SELECT * FROM runs")
+        try:
+            return self._log_handle().sql(query)
+        except MlopsError as error:
+            raise UsageError(f"%mlops sql: {error}") from None
+
+    def _cell(self, line: str, cell: str) -> Any:
+        words = line.split(None, 1)
+        if words and words[0] == "sql":
+            return self._sql(cell)
+        if words and words[0] == "track":
+            # reached only when the input transformer did not run (e.g. run_cell_magic)
+            return self.shell.run_cell(f"%%mlops {line}\n{cell}", store_history=False)
+        raise UsageError("%%mlops: cell commands are track STAGE and sql (see %mlops --help)")
+
+    def _log_handle(self):
+        import mlops_nb
+
+        if self.tracker.log is not None:
+            return self.tracker.log
+        try:
+            return mlops_nb.open_log(create=False)
+        except MlopsError as error:
+            raise UsageError(f"%mlops: {error}") from None
+
+
+def strip_track_magic(lines: list[str]) -> list[str]:
+    """Input transformer: ``%%mlops track ARGS`` -> a line that validates ARGS, body unchanged."""
+    if not lines:
+        return lines
+    match = TRACK_CELL.match(lines[0])
+    if not match:
+        return lines
+    check = (
+        "__import__('mlops_nb.notebook.tracker', fromlist=['_'])"
+        f".parse_track_cell_args({match.group(1).strip()!r})\n"
+    )
+    return [check, *lines[1:]]

@@ -1,0 +1,569 @@
+"""Recording a kernel's cells: the stage, the data that went in and came out, the models fitted.
+
+One ``Tracker`` per IPython shell. It listens to ``pre_run_cell`` / ``post_run_cell``: before a
+tracked cell it snapshots the data and estimators the cell's code names; after it, it compares,
+and journals a ``cells`` row, new ``datasets`` versions with their ``lineage`` edges, fitted
+``models`` (stored as skops artifacts in the train stage) and any ``notes``. Recording never
+breaks the user's cell: a failure becomes one warning saying what was not recorded and why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_nb.capture import data as capture_data
+from mlops_nb.capture import estimators as capture_estimators
+from mlops_nb.capture.code import CodeNames, names_in, source_hash
+from mlops_nb.capture.environment import packages_in_use, platform_facts
+from mlops_nb.log import Log, Run
+
+STAGES = ("ingest", "clean", "explore", "features", "train", "evaluate")
+TRACK_CELL = re.compile(r"^[ \t]*%%mlops[ \t]+track\b([^\n]*)")
+TAG_PREFIX = "mlops:"
+RUN_ID_ENV_VAR = "MLOPS_NB_RUN_ID"  # set by the pipeline runner: record into this run
+
+
+@dataclass
+class _Known:
+    """The last version of a variable that this run recorded."""
+
+    obj_id: int
+    snapshot: capture_data.DataSnapshot
+    dataset_id: str
+
+
+@dataclass
+class _Pending:
+    """A tracked cell between its pre- and post-run events."""
+
+    stage: str | None
+    name: str | None
+    source: str
+    names: CodeNames
+    started: float
+    wall_start: float
+    cell_id: str | None
+    execution_count: int
+    before: dict[str, capture_data.DataSnapshot] = field(default_factory=dict)
+    tokens: dict[str, Any] = field(default_factory=dict)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class CellOutcome:
+    """What the summary line shows about one recorded cell."""
+
+    seq: int
+    stage: str | None
+    name: str | None
+    duration_s: float
+    status: str
+    changes: list[str]
+    changed_names: list[str]
+    models: list[str]
+    metrics: dict[str, float]
+    notes: list[str]
+
+
+class Tracker:
+    """This kernel's recording state: the run, the cell counter, the last known data versions."""
+
+    def __init__(self, shell: Any):
+        self.shell = shell
+        self.log: Log | None = None
+        self.run: Run | None = None
+        self.record_all = False
+        self.show_summary = True
+        self.notebook_path: str | None = None
+        self.cell_seq = 0
+        self.pending: _Pending | None = None
+        self.last_outcome: CellOutcome | None = None
+        self._known: dict[str, _Known] = {}
+        self._versions: dict[str, int] = {}
+        self._models = 0
+        self._writers: dict[str, tuple[str, str]] = {}  # variable -> (cell id, source hash)
+        self._cell_sources: dict[str, str] = {}  # cell id -> hash of the code it last ran
+        self._last_index: int | None = None
+        self._modules_seen: set[str] = set()
+        self._packages_seen: set[str] = set()
+        self._warned: set[str] = set()
+        self._notebook_cache: tuple[float, dict[str, tuple[int, str, list[str]]]] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(
+        self, experiment: str | None = None, log_path: str | None = None, record_all: bool = False
+    ) -> str:
+        """Start recording into a new run, or keep the current one (``%mlops track``)."""
+        import mlops_nb
+
+        self.record_all = record_all or self.record_all
+        if self.run is not None:
+            return f"recording into run {self.run.run_id[:8]} ({self.run.experiment})"
+        self.notebook_path = self._find_notebook()
+        self.log = mlops_nb.open_log(log_path)
+        context = {"notebook_path": self.notebook_path} if self.notebook_path else {}
+        handed_over = os.environ.get(RUN_ID_ENV_VAR)
+        if handed_over:
+            self.run = self.log.resume_run(handed_over)
+        else:
+            self.run = self.log.start_run(experiment=experiment, **context)
+        self._record_environment(first=True)
+        where = f"{self.log.path}"
+        return f"recording into run {self.run.run_id[:8]} ({self.run.experiment}) in {where}"
+
+    def stop(self) -> str:
+        if self.run is None:
+            return "not recording"
+        run, self.run = self.run, None
+        run.end("finished")
+        assert self.log is not None
+        self.log.flush()
+        self._known.clear()
+        return f"run {run.run_id[:8]} finished"
+
+    def status(self) -> str:
+        if self.run is None:
+            return "not recording (start with %mlops track)"
+        lines = [
+            f"run {self.run.run_id} ({self.run.experiment})",
+            f"log: {self.log.path if self.log else '?'}",
+            f"cells recorded: {self.cell_seq}",
+            f"recording: {'every cell' if self.record_all else 'marked cells only'}",
+        ]
+        if self.notebook_path:
+            lines.append(f"notebook: {self.notebook_path}")
+        store = self.log._store if self.log else None
+        if store is not None and store.flush_error is not None:
+            lines.append(f"last write to the log failed: {store.flush_error}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ events
+    def pre_run_cell(self, info: Any) -> None:
+        self.pending = None
+        try:
+            self._before_cell(info)
+        except Exception as error:  # noqa: BLE001 - recording must never break the cell
+            self._warn("pre", f"this cell will not be recorded: {type(error).__name__}: {error}")
+            self.pending = None
+
+    def post_run_cell(self, result: Any) -> None:
+        pending, self.pending = self.pending, None
+        if pending is None or self.run is None:
+            return
+        try:
+            outcome = self._after_cell(pending, result)
+        except Exception as error:  # noqa: BLE001 - recording must never break the cell
+            self._warn("post", f"this cell was not recorded: {type(error).__name__}: {error}")
+            return
+        self.last_outcome = outcome
+        store = self.log._store if self.log else None
+        if store is not None and store.flush_error is not None:
+            self._warn(
+                "flush",
+                f"records are kept in the journal but could not reach the log yet: "
+                f"{store.flush_error}",
+            )
+        if self.show_summary:
+            from mlops_nb.notebook.display import CellSummary
+
+            self._display(CellSummary(outcome))
+
+    # ------------------------------------------------------------------ before a cell
+    def _before_cell(self, info: Any) -> None:
+        raw = info.raw_cell or ""
+        cell_id = getattr(info, "cell_id", None)
+        stage, name, source = self._stage_of(raw, info, cell_id)
+        if stage is None and not self.record_all:
+            self._forget(names_in(raw).touched)  # an unrecorded cell may change them
+            return
+        if self.run is None:
+            if self.log is None and stage is None:
+                return
+            self.start()
+        names = names_in(source)
+        pending = _Pending(
+            stage=stage,
+            name=name,
+            source=source,
+            names=names,
+            started=time.perf_counter(),
+            wall_start=time.time(),
+            cell_id=cell_id,
+            execution_count=getattr(self.shell, "execution_count", 0),
+        )
+        namespace = self.shell.user_ns
+        for variable in sorted(names.touched):
+            value = namespace.get(variable)
+            if value is None:
+                continue
+            if capture_data.is_data(value):
+                pending.before[variable] = self._current_snapshot(variable, value)
+            elif capture_estimators.is_estimator(value):
+                pending.tokens[variable] = capture_estimators.fit_token(value)
+        self._check_staleness(pending)
+        pending.started = time.perf_counter()  # do not count our own snapshots
+        self.pending = pending
+
+    def _stage_of(self, raw: str, info: Any, cell_id: str | None):
+        """(stage, name, code) from a ``%%mlops track`` line or an ``mlops:STAGE`` cell tag."""
+        match = TRACK_CELL.match(raw)
+        if match:
+            stage, name = parse_track_cell_args(match.group(1))
+            body = raw[match.end() :]
+            return stage, name, body.removeprefix("\n")
+        tags = []
+        meta = getattr(info, "cell_meta", None) or {}
+        if isinstance(meta, dict) and isinstance(meta.get("tags"), list):
+            tags = meta["tags"]
+        elif cell_id:
+            tags = self._notebook_cells().get(cell_id, (0, "", []))[2]
+        for tag in tags:
+            if isinstance(tag, str) and tag.startswith(TAG_PREFIX) and len(tag) > len(TAG_PREFIX):
+                return tag[len(TAG_PREFIX) :], None, raw
+        return None, None, raw
+
+    def _current_snapshot(self, variable: str, value: Any) -> capture_data.DataSnapshot:
+        known = self._known.get(variable)
+        if known is not None and known.obj_id == id(value):
+            return known.snapshot
+        snapshot = capture_data.snapshot(value)
+        assert snapshot is not None
+        return snapshot
+
+    def _forget(self, variables: set[str]) -> None:
+        for variable in variables:
+            self._known.pop(variable, None)
+
+    def _check_staleness(self, pending: _Pending) -> None:
+        """Note reads of variables written by code that has changed since, and order jumps."""
+        cells = self._notebook_cells()
+        for variable in sorted(pending.names.reads):
+            writer = self._writers.get(variable)
+            if writer is None:
+                continue
+            writer_cell, written_with = writer
+            current = cells.get(writer_cell, (0, None, []))[1] or self._cell_sources.get(
+                writer_cell
+            )
+            if current and current != written_with:
+                pending.notes.append((
+                    "stale-input",
+                    f"reads {variable!r}, written by cell {writer_cell} whose code has changed "
+                    "since it ran",
+                ))  # fmt: skip
+        if pending.cell_id and pending.cell_id in cells:
+            index = cells[pending.cell_id][0]
+            if self._last_index is not None and index < self._last_index:
+                pending.notes.append((
+                    "out-of-order",
+                    f"cell {pending.cell_id} (#{index + 1} in the notebook) ran after "
+                    f"cell #{self._last_index + 1}",
+                ))  # fmt: skip
+            self._last_index = index
+
+    # ------------------------------------------------------------------ after a cell
+    def _after_cell(self, pending: _Pending, result: Any) -> CellOutcome:
+        duration = time.perf_counter() - pending.started
+        run = self.run
+        assert run is not None
+        self.cell_seq += 1
+        seq = self.cell_seq
+        error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
+        namespace = self.shell.user_ns
+        inputs: dict[str, str] = {}  # variable -> dataset id read
+        outputs: dict[str, capture_data.DataSnapshot] = {}
+        changes: list[str] = []
+        changed_names: list[str] = []
+        rows: list[tuple[str, dict[str, Any]]] = []
+
+        for variable in sorted(pending.names.touched):
+            value = namespace.get(variable)
+            before = pending.before.get(variable)
+            if not capture_data.is_data(value):
+                continue
+            after = capture_data.snapshot(value)
+            assert after is not None
+            if before is not None and variable in pending.names.reads | pending.names.mutates:
+                inputs[variable] = self._dataset_id_for(variable, before, seq, rows)
+            if before is not None and before.fingerprint == after.fingerprint:
+                self._remember(variable, value, after, inputs.get(variable))
+                continue
+            outputs[variable] = after
+        input_snapshots = {v: pending.before[v] for v in inputs}
+        # in the order the cell's code first mentions them, as the user reads it
+        ordered = sorted(outputs.items(), key=lambda item: _position(pending.source, item[0]))
+        for variable, after in ordered:
+            before = pending.before.get(variable)
+            parent_name, parent = (
+                (variable, before)
+                if before is not None
+                else _closest_parent(after, input_snapshots)
+            )
+            change = capture_data.diff(parent, after) if parent is not None else None
+            dataset_id = self._new_version(variable, after, seq, change, rows)
+            self._remember(variable, namespace[variable], after, dataset_id)
+            rows.append(("lineage", {"run_id": run.run_id, "cell_seq": seq,
+                                     "dataset_id": dataset_id, "direction": "out"}))  # fmt: skip
+            changes.append(capture_data.describe_change(parent_name or variable, parent,
+                                                        variable, after, change))  # fmt: skip
+            changed_names.append(f"{variable} {after.n_rows:,}x{after.n_cols:,}")
+        for dataset_id in inputs.values():
+            rows.append(("lineage", {"run_id": run.run_id, "cell_seq": seq,
+                                     "dataset_id": dataset_id, "direction": "in"}))  # fmt: skip
+
+        models = self._fitted_models(pending, seq, inputs, outputs, rows)
+        code_hash = source_hash(pending.source)
+        for variable in pending.names.writes | pending.names.mutates:
+            if pending.cell_id:
+                self._writers[variable] = (pending.cell_id, code_hash)
+        if pending.cell_id:
+            self._cell_sources[pending.cell_id] = code_hash
+        rows.append(("cells", {
+            "run_id": run.run_id, "cell_seq": seq, "cell_id": pending.cell_id,
+            "execution_count": pending.execution_count, "stage": pending.stage,
+            "name": pending.name, "source": pending.source, "source_hash": code_hash,
+            "start_time": pending.wall_start, "end_time": pending.wall_start + duration,
+            "duration_s": duration, "status": "error" if error else "ok",
+            "error_type": type(error).__name__ if error else None,
+            "error_message": str(error) if error else None,
+            "reads": sorted(pending.names.reads), "writes": sorted(pending.names.writes),
+        }))  # fmt: skip
+        for kind, message in pending.notes:
+            rows.append(("notes", {"run_id": run.run_id, "cell_seq": seq, "kind": kind,
+                                   "message": message, "created_at": time.time()}))  # fmt: skip
+            self._warn(kind, f"this run is not reproducible as recorded: {message}")
+        for table, row in rows:
+            run.log_record(table, row)
+        self._record_environment(first=False)
+        return CellOutcome(
+            seq=seq,
+            stage=pending.stage,
+            name=pending.name,
+            duration_s=duration,
+            status="error" if error else "ok",
+            changes=changes,
+            changed_names=changed_names,
+            models=models,
+            metrics=run.drain_recent(),
+            notes=[message for _, message in pending.notes],
+        )
+
+    def _dataset_id_for(self, variable: str, snapshot, seq: int, rows: list) -> str:
+        """The recorded version this snapshot is; recorded now if it came from elsewhere."""
+        known = self._known.get(variable)
+        if known is not None and known.snapshot.fingerprint == snapshot.fingerprint:
+            return known.dataset_id
+        return self._new_version(variable, snapshot, None, None, rows)
+
+    def _new_version(self, variable: str, snapshot, seq: int | None, change, rows: list) -> str:
+        run = self.run
+        assert run is not None
+        version = self._versions.get(variable, 0) + 1
+        self._versions[variable] = version
+        dataset_id = f"{run.run_id[:8]}:{variable}@v{version}"
+        record = snapshot.to_record()
+        rows.append(("datasets", {
+            "dataset_id": dataset_id, "run_id": run.run_id, "cell_seq": seq, "name": variable,
+            "version": version, "kind": record["kind"], "fingerprint": record["fingerprint"],
+            "n_rows": record["n_rows"], "n_cols": record["n_cols"], "schema": record["schema"],
+            "stats": record["stats"], "diff": change, "created_at": time.time(),
+        }))  # fmt: skip
+        return dataset_id
+
+    def _remember(self, variable: str, value: Any, snapshot, dataset_id: str | None) -> None:
+        if dataset_id is not None:
+            self._known[variable] = _Known(id(value), snapshot, dataset_id)
+
+    def _fitted_models(self, pending: _Pending, seq: int, inputs, outputs, rows) -> list[str]:
+        run = self.run
+        assert run is not None
+        fitted = []
+        namespace = self.shell.user_ns
+        candidates = {**{v: self._known[v] for v in inputs if v in self._known}}
+        for variable in sorted(pending.names.touched):
+            value = namespace.get(variable)
+            if not capture_estimators.is_estimator(value):
+                continue
+            token = capture_estimators.fit_token(value)
+            if token is None or token == pending.tokens.get(variable, None):
+                continue
+            described = capture_estimators.describe_estimator(value)
+            fit_on = _fit_dataset(described, {**candidates, **{
+                v: self._known[v] for v in outputs if v in self._known}})  # fmt: skip
+            self._models += 1
+            model_id = f"{run.run_id[:8]}:{variable}#{self._models}"
+            sha = self._store_model(value, variable) if pending.stage == "train" else None
+            rows.append(("models", {
+                "model_id": model_id, "run_id": run.run_id, "cell_seq": seq, "name": variable,
+                "class_name": described["class_name"], "params": described["params"],
+                "n_features_in": described.get("n_features_in"),
+                "feature_names": described.get("feature_names_in"),
+                "output_features": described.get("output_features"),
+                "fit_dataset_id": fit_on, "artifact_sha256": sha, "created_at": time.time(),
+            }))  # fmt: skip
+            fitted.append(f"{variable}: {described['class_name'].rsplit('.', 1)[-1]}")
+        return fitted
+
+    def _store_model(self, estimator: Any, variable: str) -> str | None:
+        """Save a fitted model in the skops format (pickle only if skops cannot)."""
+        run = self.run
+        assert run is not None
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"{variable}.skops"
+            try:
+                import skops.io
+
+                skops.io.dump(estimator, path)
+            except Exception as error:  # noqa: BLE001 - fall back, and say so
+                import pickle
+
+                path = Path(folder) / f"{variable}.pkl"
+                path.write_bytes(pickle.dumps(estimator))
+                self._warn("skops", f"{variable} saved with pickle (skops could not: {error})")
+            return run.log_artifact(path, kind="model")
+
+    def _record_environment(self, first: bool) -> None:
+        run = self.run
+        if run is None:
+            return
+        now = time.time()
+        facts = platform_facts() if first else []
+        for distribution, version in packages_in_use(self._modules_seen):
+            if distribution not in self._packages_seen:
+                self._packages_seen.add(distribution)
+                facts.append(("package", distribution, version))
+        for kind, name, version in facts:
+            run.log_record("environment", {"run_id": run.run_id, "kind": kind, "name": name,
+                                           "version": version, "created_at": now})  # fmt: skip
+
+    # ------------------------------------------------------------------ the notebook file
+    def _find_notebook(self) -> str | None:
+        """The notebook this kernel runs: from the pipeline runner, or the Jupyter session."""
+        for candidate in (
+            os.environ.get("MLOPS_NB_NOTEBOOK"),
+            self.shell.user_ns.get("__session__"),
+            os.environ.get("JPY_SESSION_NAME"),
+        ):
+            if candidate and str(candidate).endswith(".ipynb"):
+                return str(candidate)
+        return None
+
+    def _notebook_cells(self) -> dict[str, tuple[int, str, list[str]]]:
+        """Cell id -> (index, source hash, tags) of the saved notebook, re-read when it changes."""
+        path = self.notebook_path or self._find_notebook()
+        if not path:
+            return {}
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            return {}
+        if self._notebook_cache and self._notebook_cache[0] == mtime:
+            return self._notebook_cache[1]
+        cells: dict[str, tuple[int, str, list[str]]] = {}
+        try:
+            with open(path, encoding="utf-8") as handle:
+                notebook = json.load(handle)
+            for index, cell in enumerate(notebook.get("cells", [])):
+                source = cell.get("source", "")
+                source = "".join(source) if isinstance(source, list) else source
+                if cell.get("id"):
+                    tags = cell.get("metadata", {}).get("tags", [])
+                    cells[cell["id"]] = (index, source_hash(_strip_track_line(source)), tags)
+        except (OSError, ValueError):
+            return {}
+        self._notebook_cache = (mtime, cells)
+        return cells
+
+    # ------------------------------------------------------------------ output
+    def _warn(self, kind: str, message: str) -> None:
+        """One line on stderr, once per kind of problem."""
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        print(f"mlops: {message}", file=sys.stderr)
+
+    def _display(self, summary: Any) -> None:
+        from IPython.display import display
+
+        display(summary)
+
+
+def parse_track_cell_args(arguments: str) -> tuple[str, str | None]:
+    """``STAGE [--name NAME]`` from the rest of a ``%%mlops track`` line (UsageError if bad)."""
+    from IPython.core.error import UsageError
+
+    try:
+        words = shlex.split(arguments)
+    except ValueError as error:
+        raise UsageError(f"%%mlops track: {error}") from None
+    stage, name = None, None
+    rest = list(words)
+    while rest:
+        word = rest.pop(0)
+        if word in ("--name", "-n"):
+            if not rest:
+                raise UsageError("%%mlops track: --name needs a value")
+            name = rest.pop(0)
+        elif word.startswith("--name="):
+            name = word.split("=", 1)[1]
+        elif word.startswith("-"):
+            raise UsageError(f"%%mlops track: unknown option {word} (use STAGE [--name NAME])")
+        elif stage is None:
+            stage = word
+        else:
+            raise UsageError(f"%%mlops track: one stage per cell, got {stage!r} and {word!r}")
+    if stage is None:
+        raise UsageError(
+            f"%%mlops track needs a stage: one of {', '.join(STAGES)}, or a name of your own"
+        )
+    if not re.fullmatch(r"[A-Za-z][\w.-]*", stage):
+        raise UsageError(f"%%mlops track: {stage!r} is not a stage name (letters, digits, _ - .)")
+    return stage, name
+
+
+def _strip_track_line(source: str) -> str:
+    match = TRACK_CELL.match(source)
+    return source[match.end() :].removeprefix("\n") if match else source
+
+
+def _closest_parent(after, inputs: dict[str, Any]) -> tuple[str | None, Any]:
+    """The input a new dataset most likely derives from, row by row: most shared columns, then
+    the closest row count. An aggregate (a few rows out of many) has no parent to diff with."""
+    best: tuple[tuple[int, int], str | None, Any] = ((-1, -1), None, None)
+    for name, snapshot in inputs.items():
+        shared = len(set(snapshot.schema) & set(after.schema))
+        derived_rows = after.n_rows >= 0.01 * snapshot.n_rows
+        if not shared or shared * 2 < len(after.schema) or not derived_rows:
+            continue
+        score = (shared, -abs(snapshot.n_rows - after.n_rows))
+        if score > best[0]:
+            best = (score, name, snapshot)
+    return best[1], best[2]
+
+
+def _position(source: str, name: str) -> int:
+    found = re.search(rf"\b{re.escape(name)}\b", source)
+    return found.start() if found else len(source)
+
+
+def _fit_dataset(described: dict[str, Any], known: dict[str, _Known]) -> str | None:
+    """Which recorded dataset a model was fitted on, judged by its features."""
+    names = described.get("feature_names_in")
+    width = described.get("n_features_in")
+    best = None
+    for entry in known.values():
+        snapshot = entry.snapshot
+        by_names = bool(names) and set(names) <= set(snapshot.schema)
+        by_width = not names and bool(width) and snapshot.n_cols == width
+        if (by_names or by_width) and (best is None or snapshot.n_rows > best[0]):
+            best = (snapshot.n_rows, entry.dataset_id)
+    return best[1] if best else None
