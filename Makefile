@@ -30,6 +30,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) benchmarks/bench_log.py
+	$(PY) benchmarks/bench_capture.py
+	$(PY) benchmarks/bench_tracking.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check mlops_nb tests benchmarks example_notebooks

@@ -370,24 +370,29 @@ class RunRecord:
         if len(self.cells):
             lines.append("cells:")
             for cell in self.cells.itertuples():
-                label = f"{cell.stage or '-'}" + (f" ({cell.name})" if cell.name else "")
+                label = _text(cell.stage, "-")
+                if not _is_missing(cell.name):
+                    label += f" ({cell.name})"
+                failure = "" if _is_missing(cell.error_type) else f"  {cell.error_type}"
                 lines.append(
                     f"  {cell.cell_seq:>3}  {label:24} {cell.duration_s:8.3f} s  "
-                    f"{cell.status}{'  ' + cell.error_type if cell.error_type else ''}"
+                    f"{cell.status}{failure}"
                 )
         if len(self.datasets):
             lines.append("datasets:")
-            for data in self.datasets.itertuples():
+            labels = [f"{d.name}@v{d.version}" for d in self.datasets.itertuples()]
+            width = max(map(len, labels))
+            for label, data in zip(labels, self.datasets.itertuples(), strict=True):
                 shape = f"{data.n_rows:,}x{data.n_cols:,}"
-                made_by = f"cell {data.cell_seq}" if not _is_missing(data.cell_seq) else "outside"
+                made_by = "outside" if _is_missing(data.cell_seq) else f"cell {data.cell_seq}"
                 lines.append(
-                    f"  {data.name}@v{data.version:<3} {shape:>14}  {data.kind:8} "
-                    f"{made_by:10} {data.fingerprint[:12]}"
+                    f"  {label:{width}}  {shape:>12}  {data.kind:13} {made_by:8} "
+                    f"{data.fingerprint[:12]}"
                 )
         if len(self.models):
             lines.append("models:")
             for model in self.models.itertuples():
-                stored = "  stored" if model.artifact_sha256 else ""
+                stored = "" if _is_missing(model.artifact_sha256) else "  stored"
                 lines.append(f"  {model.name}: {model.class_name} (cell {model.cell_seq}){stored}")
         if len(self.artifacts):
             lines.append("artifacts:")
@@ -599,6 +604,10 @@ def _literal(text: str) -> str:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _text(value: Any, default: str) -> str:
+    return default if value is None or _is_missing(value) else str(value)
 
 
 def _is_missing(value: Any) -> bool:
