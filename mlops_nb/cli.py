@@ -31,7 +31,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mlops-nb",
-        description="Notebook-native MLOps: query the experiment log (a DuckDB file).",
+        description="Notebook-native MLOps: run notebooks as pipelines and query the "
+        "experiment log (a DuckDB file).",
     )
     parser.add_argument("--version", action="version", version=f"mlops-nb {__version__}")
     parser.add_argument("--log", metavar="PATH", help=_LOG_HELP)
@@ -67,7 +68,81 @@ def build_parser() -> argparse.ArgumentParser:
 
     experiments = add("experiments", "List experiments with their number of runs.")
     experiments.add_argument("--format", "-f", choices=FORMATS, default="table")
+
+    run = add("run", "Run a notebook as a pipeline (papermill), recorded as one run.")
+    run.add_argument("notebook", metavar="NOTEBOOK", help="the .ipynb to run (local or s3://...)")
+    _add_run_options(run)
+    run.add_argument(
+        "--resume", metavar="RUN_ID", help="continue a failed run from its failed stage"
+    )
+    run.add_argument(
+        "--cache", action="store_true",
+        help="restore stages whose code, parameters and inputs match a recorded successful stage",
+    )  # fmt: skip
+
+    pipeline = add("pipeline", "Describe a notebook as a pipeline.")
+    pipeline_commands = pipeline.add_subparsers(
+        dest="pipeline_command", metavar="COMMAND", parser_class=_Parser, required=True
+    )
+    show_pipeline = pipeline_commands.add_parser(
+        "show", help="stages, typed parameters, datasets of the last run, schedules",
+        description="Show a notebook's stages, typed parameters, the datasets each stage read "
+        "and wrote in its last recorded run, and its schedules.",
+    )  # fmt: skip
+    show_pipeline.add_argument("notebook", metavar="NOTEBOOK")
+    show_pipeline.add_argument("--format", "-f", choices=("text", "json"), default="text")
+    show_pipeline.add_argument("--log", metavar="PATH", help=_LOG_HELP, default=argparse.SUPPRESS)
+
+    sweep = add("sweep", "Run a notebook over a grid (or a random sample) of parameters.")
+    sweep.add_argument("notebook", metavar="NOTEBOOK")
+    sweep.add_argument(
+        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUES"),
+        help="comma-separated values to sweep, e.g. -p lr 0.01,0.1,1",
+    )  # fmt: skip
+    sweep.add_argument("-f", "--file", metavar="PARAMS.yaml", help="fixed parameter values")
+    sweep.add_argument("--workers", type=int, metavar="N", help="parallel runs (default: cores)")
+    sweep.add_argument("--engine", choices=("local", "dask"), default="local")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (tcp://host:8786)")
+    sweep.add_argument("--metric", metavar="NAME", help="rank the runs by this metric")
+    sweep.add_argument("--goal", choices=("max", "min"), default="max")
+    sweep.add_argument("--random", type=int, metavar="K", help="K random combinations, not all")
+    sweep.add_argument("--seed", type=int, default=0, help="seed for --random")
+    sweep.add_argument("--experiment", "-e", metavar="NAME")
+    sweep.add_argument("--out", metavar="DIR", help="where output notebooks go")
+    sweep.add_argument("--cwd", metavar="DIR", help="working directory of each run")
+    sweep.add_argument("--kernel", "-k", metavar="NAME", help="kernel name (default: python3)")
+    sweep.add_argument("--timeout", type=float, metavar="S", help="per-cell timeout in seconds")
+
+    schedule = add("schedule", "Write the files that run a notebook on a schedule.")
+    schedule.add_argument("notebook", metavar="NOTEBOOK")
+    schedule.add_argument("--cron", required=True, metavar="EXPR", help='e.g. "0 3 * * *"')
+    schedule.add_argument("--target", required=True, choices=SCHEDULE_TARGETS)
+    schedule.add_argument("--out", required=True, metavar="DIR", help="where to write the files")
+    schedule.add_argument(
+        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE")
+    )
+    schedule.add_argument("-f", "--file", metavar="PARAMS.yaml")
+    schedule.add_argument("--experiment", "-e", metavar="NAME")
+    schedule.add_argument("--image", metavar="IMAGE", help="container image (kubernetes, docker)")
     return parser
+
+
+SCHEDULE_TARGETS = (
+    "cron", "systemd", "airflow", "kubernetes", "gitlab", "github", "jenkins", "docker",
+)  # fmt: skip
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+        help="a parameter value, checked against the notebook's parameters cell",
+    )  # fmt: skip
+    parser.add_argument("-f", "--file", metavar="PARAMS.yaml", help="parameter values (YAML)")
+    parser.add_argument("-o", "--output", metavar="OUTPUT", help="the executed notebook's path")
+    parser.add_argument("--experiment", "-e", metavar="NAME")
+    parser.add_argument("--cwd", metavar="DIR", help="working directory of the kernel")
+    parser.add_argument("--kernel", "-k", metavar="NAME", help="kernel name (default: python3)")
+    parser.add_argument("--timeout", type=float, metavar="S", help="per-cell timeout in seconds")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,11 +214,39 @@ def _cmd_experiments(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from mlops_nb.pipeline.runner import run_from_cli
+
+    return run_from_cli(args)
+
+
+def _cmd_pipeline(args: argparse.Namespace) -> int:
+    from mlops_nb.pipeline.describe import show_from_cli
+
+    return show_from_cli(args)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from mlops_nb.pipeline.sweep import sweep_from_cli
+
+    return sweep_from_cli(args)
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from mlops_nb.pipeline.schedule import schedule_from_cli
+
+    return schedule_from_cli(args)
+
+
 _COMMANDS = {
     "runs": _cmd_runs,
     "show": _cmd_show,
     "sql": _cmd_sql,
     "experiments": _cmd_experiments,
+    "run": _cmd_run,
+    "pipeline": _cmd_pipeline,
+    "sweep": _cmd_sweep,
+    "schedule": _cmd_schedule,
 }
 
 

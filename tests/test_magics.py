@@ -224,9 +224,10 @@ def test_record_all_records_unmarked_cells_too(shell):
     run(shell, "%mlops track --all")
     run(shell, "a = 1")
     run(shell, "%%mlops track train\nb = a + 1")
+    run(shell, "c = b + 1")  # unmarked: belongs to the stage before it
     log, run_id = recorded(shell)
     stages = log.run(run_id).cells["stage"].tolist()
-    assert [s if isinstance(s, str) else None for s in stages] == [None, "train"]
+    assert [s if isinstance(s, str) else None for s in stages] == [None, "train", "train"]
 
 
 def test_stale_inputs_and_out_of_order_runs_are_noted_and_warned_once(shell, tmp_path, capsys,

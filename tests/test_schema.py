@@ -76,7 +76,7 @@ def test_a_log_from_a_newer_version_is_refused_and_left_alone(log_path):
     before = _sha(log_path)
     from mlops_nb.log import store
 
-    store._STORES.clear()  # as a new process would see it
+    store._close_all_stores()  # the next open checks the file again, as a new process would
     with pytest.raises(LogVersionError, match="newer mlops_nb .*schema 99.*pip install -U"):
         mn.open_log(log_path)
     assert _sha(log_path) == before

@@ -114,6 +114,38 @@ class Log:
         _ACTIVE_RUNS.append(run)
         return run
 
+    def add_schedule(
+        self,
+        notebook_path: str,
+        cron: str,
+        target: str,
+        params: Mapping[str, Any],
+        out_dir: str,
+        files: list[str],
+    ) -> str:
+        """Record that a pipeline is scheduled (by ``mlops-nb schedule``); returns its id."""
+        schedule_id = uuid.uuid4().hex[:12]
+        self._store.append({"op": "row", "table": "schedules", "row": {
+            "schedule_id": schedule_id, "notebook_path": notebook_path, "cron": cron,
+            "target": target, "params": dict(params), "out_dir": out_dir, "files": files,
+            "created_at": time.time(),
+        }})  # fmt: skip
+        return schedule_id
+
+    def schedules(self, notebook_path: str | None = None) -> pd.DataFrame:
+        """Recorded schedules, newest first (optionally of one notebook)."""
+        query = "SELECT * FROM schedules"
+        if notebook_path:
+            query += f" WHERE notebook_path = {_literal(notebook_path)}"
+        return self.sql(query + " ORDER BY created_at DESC")
+
+    def attach_run(self, run_id: str) -> Run:
+        """Record into a run that another process owns (a pipeline runner starts and ends it)."""
+        info = self.run(run_id).info
+        run = Run(self, info["run_id"], info["experiment"], owned=False)
+        _ACTIVE_RUNS.append(run)
+        return run
+
     def flush(self) -> None:
         """Merge everything recorded so far into the log file now."""
         self._store.flush()
@@ -124,7 +156,10 @@ class Log:
 
     def _end_open_runs(self) -> None:
         for run in [r for r in _ACTIVE_RUNS if r.log is self]:
-            run.end()
+            if run.owned:
+                run.end()
+            else:
+                run.detach()
 
     # ------------------------------------------------------------------ querying
     def sql(self, query: str) -> pd.DataFrame:
@@ -187,11 +222,12 @@ class Log:
 class Run:
     """A run being recorded. Its calls return at once; see the module docstring."""
 
-    def __init__(self, log: Log, run_id: str, experiment: str):
+    def __init__(self, log: Log, run_id: str, experiment: str, owned: bool = True):
         self.log = log
         self.run_id = run_id
         self.experiment = experiment
         self.status = "running"
+        self.owned = owned  # False: another process starts and ends this run
         self._steps: dict[str, int] = defaultdict(int)
         self._recent: dict[str, float] = {}  # latest value per key since drain_recent()
         self._store = log._store
@@ -311,6 +347,11 @@ class Run:
     def log_record(self, table: str, row: Mapping[str, Any]) -> None:
         """Journal one row for a record table (cells, datasets, lineage, artifacts, models)."""
         self._store.append({"op": "row", "table": table, "row": dict(row)})
+
+    def detach(self) -> None:
+        """Stop recording into a run owned by another process, without ending it."""
+        if self in _ACTIVE_RUNS:
+            _ACTIVE_RUNS.remove(self)
 
     def end(self, status: str = "finished", error: str | None = None) -> None:
         """Mark the run ended; later calls are ignored."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ import pyarrow as pa
 from mlops_nb.log import wide
 
 # Tables whose rows are journaled as-is (``{"op": "row", "table": ..., "row": {...}}``).
-ROW_TABLES = ("cells", "datasets", "lineage", "artifacts", "models", "environment", "notes")
+ROW_TABLES = (
+    "cells", "datasets", "lineage", "artifacts", "models", "environment", "notes", "schedules",
+)  # fmt: skip
 _TIME_FIELDS = ("start_time", "end_time", "created_at")
 _RUN_COLUMNS = (
     "run_id", "experiment", "name", "status", "start_time", "end_time", "user_name", "host",
@@ -35,7 +38,12 @@ def _ts(column: str) -> str:
     return f"make_timestamp(CAST({column} * 1000000 AS BIGINT))"
 
 
-def merge_journal(con: duckdb.DuckDBPyConnection, journal_dir: Path, journal: str) -> int:
+def merge_journal(
+    con: duckdb.DuckDBPyConnection,
+    journal_dir: Path,
+    journal: str,
+    load_bulk: Callable[[Path], pa.Table],
+) -> int:
     """Apply the not-yet-merged complete lines of one journal file; return records applied."""
     row = con.execute(
         "SELECT applied_bytes FROM store.journal_progress WHERE journal = ?", [journal]
@@ -56,7 +64,7 @@ def merge_journal(con: duckdb.DuckDBPyConnection, journal_dir: Path, journal: st
             records.append(json.loads(line))
     con.execute("BEGIN TRANSACTION")
     try:
-        bulk_files = apply_records(con, records, journal_dir)
+        bulk_files = apply_records(con, records, journal_dir, load_bulk)
         con.execute(
             "INSERT OR REPLACE INTO store.journal_progress VALUES (?, ?)", [journal, start + end]
         )
@@ -71,7 +79,10 @@ def merge_journal(con: duckdb.DuckDBPyConnection, journal_dir: Path, journal: st
 
 
 def apply_records(
-    con: duckdb.DuckDBPyConnection, records: list[dict[str, Any]], journal_dir: Path
+    con: duckdb.DuckDBPyConnection,
+    records: list[dict[str, Any]],
+    journal_dir: Path,
+    load_bulk: Callable[[Path], pa.Table],
 ) -> list[Path]:
     """Insert a batch of records; returns the bulk files it consumed (to delete after commit)."""
     experiments: dict[str, float] = {}
@@ -147,7 +158,10 @@ def apply_records(
             "DO UPDATE SET value = excluded.value"
         )
     if metrics["run_id"] or bulk_files:
-        _insert_metrics(con, metrics, list(zip(bulk_files, bulk_runs, strict=True)))
+        bulk = [
+            (load_bulk(path), run_id) for path, run_id in zip(bulk_files, bulk_runs, strict=True)
+        ]
+        _insert_metrics(con, metrics, bulk)
     for table, table_rows in rows.items():
         if table_rows:
             con.register(f"batch_{table}", pa.Table.from_pylist([_row(r) for r in table_rows]))
@@ -193,7 +207,7 @@ _ORDER = "(step::HUGEINT * 100000000000000000 + epoch_us(timestamp))"
 def _insert_metrics(
     con: duckdb.DuckDBPyConnection,
     metrics: dict[str, list[Any]],
-    bulk: list[tuple[Path, str]],
+    bulk: list[tuple[pa.Table, str]],
 ) -> None:
     """Append to the history and move ``latest_metrics`` forward, set-wise."""
     sources = []
@@ -203,10 +217,10 @@ def _insert_metrics(
             "SELECT run_id, key, CAST(value AS DOUBLE), CAST(step AS BIGINT), "
             f"{_ts('t')} FROM batch_metrics_small"
         )
-    for path, run_id in bulk:  # written by log_batch with the final column types
+    for number, (table, run_id) in enumerate(bulk):  # built by log_batch with the final types
+        con.register(f"batch_bulk_{number}", table)
         sources.append(
-            f"SELECT {_literal(run_id)}, key, value, step, timestamp "
-            f"FROM read_parquet({_literal(str(path))})"
+            f"SELECT {_literal(run_id)}, key, value, step, timestamp FROM batch_bulk_{number}"
         )
     con.execute(
         "CREATE OR REPLACE TEMP VIEW batch_metrics (run_id, key, value, step, timestamp) AS "

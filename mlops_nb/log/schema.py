@@ -16,7 +16,7 @@ import duckdb
 
 from mlops_nb.log import wide
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _V1: list[Step] = [
     "CREATE SCHEMA IF NOT EXISTS store",
@@ -108,12 +108,20 @@ _V3: list[Step] = [
     "CREATE OR REPLACE VIEW notes AS SELECT * FROM store.notes",
 ]
 
+_V4: list[Step] = [
+    # pipeline schedules written by `mlops-nb schedule`, so `pipeline show` and docs know them
+    """CREATE TABLE store.schedules (
+        schedule_id VARCHAR, notebook_path VARCHAR, cron VARCHAR, target VARCHAR,
+        params VARCHAR, out_dir VARCHAR, files VARCHAR, created_at TIMESTAMP)""",
+    "CREATE OR REPLACE VIEW schedules AS SELECT * FROM store.schedules",
+]
+
 Step = str | Callable[[duckdb.DuckDBPyConnection], None]
-MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3}
+MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 
 STABLE_VIEWS = (
     "runs", "params", "metrics", "cells", "datasets", "lineage", "artifacts", "models",
-    "environment", "notes",
+    "environment", "notes", "schedules",
 )  # fmt: skip
 
 

@@ -11,8 +11,9 @@ So the log is written in two steps:
    appended as one JSON line to that process's own journal file in ``<log>.journal/``, with a
    single ``write(2)``. Nobody else writes that file, so there is no lock to wait for, and once
    the call returns the record survives the death of the process (it is in the kernel's page
-   cache). Bulk data (a batch of 100k metric points) goes to a Parquet file beside the journal,
-   written under a temporary name and renamed before the journal line that points at it.
+   cache). Bulk data (a batch of 100k metric points) goes to an Arrow file beside the journal,
+   written under a temporary name and renamed before the journal line that points at it; the
+   writer merges it from memory, anyone recovering after a crash reads the file.
 2. **Merge.** A background thread of the same process merges new journal lines into the DuckDB
    file at least once a second (and on ``flush()``, before the process reads, and at exit):
    it takes the sidecar lock ``<log>.lock`` exclusively, opens the file, inserts the batch,
@@ -45,13 +46,14 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.feather as feather
 
 from mlops_nb.errors import LogNotFoundError, LogVersionError, NotALogError
 from mlops_nb.log import apply, schema
@@ -82,6 +84,7 @@ class Store:
         self._journal_name: str | None = None
         self._journal_seq = 0
         self._bulk_seq = 0
+        self._bulk_tables: dict[str, pa.Table] = {}
         self._appended = 0  # bytes appended to the current journal by this process
         self._dirty = threading.Event()
         self._stopping = False
@@ -172,12 +175,18 @@ class Store:
             if self._journal_fd is None:
                 self._open_journal()
             self._bulk_seq += 1
-            name = f"{self.writer_id}.bulk{self._bulk_seq}.parquet"
+            name = f"{self.writer_id}.bulk{self._bulk_seq}.arrow"
         final = self.journal_dir / name
         temporary = self.journal_dir / (name + ".tmp")
-        pq.write_table(table, temporary, compression="none", write_statistics=False)
+        feather.write_feather(table, temporary, compression="uncompressed")
         os.replace(temporary, final)
+        self._bulk_tables[name] = table  # merged from memory; the file is for recovery
         self.append({"op": op, "file": name, **fields})
+
+    def load_bulk(self, path: Path) -> pa.Table:
+        """A bulk batch: still in memory when this process wrote it, else from its file."""
+        table = self._bulk_tables.pop(path.name, None)
+        return table if table is not None else feather.read_table(path)
 
     def _open_journal(self) -> None:
         """Become a writer: take the liveness lock and open a fresh journal file."""
@@ -261,7 +270,7 @@ class Store:
         try:
             for journal in journals:
                 if journal:
-                    apply.merge_journal(con, self.journal_dir, journal)
+                    apply.merge_journal(con, self.journal_dir, journal, self.load_bulk)
             running_writers = [
                 row[0]
                 for row in con.execute(
@@ -449,7 +458,11 @@ class Store:
                 os.close(self._alive_fd)
                 self._alive_fd = None
             self._close_reader()
-            # the same Store may be used again later in this process: start as a new writer
+            if self._linger_timer is not None:
+                self._linger_timer.cancel()
+            # the same Store may be used again later in this process: start as a new writer,
+            # and check the file again (another process may have replaced or upgraded it)
+            self._ready = False
             self.writer_id = None
             self._flusher = None
             self._stopping = False
@@ -458,6 +471,7 @@ class Store:
 
 # ---------------------------------------------------------------------- one Store per file
 _STORES: dict[str, Store] = {}
+_ALL_STORES: weakref.WeakSet[Store] = weakref.WeakSet()  # closed at exit, even if forgotten
 _STORES_MUTEX = threading.Lock()
 _ORPHANED: list[Any] = []  # objects inherited over fork(), kept so they are never closed
 
@@ -469,6 +483,7 @@ def get_store(path: Path, create: bool = True) -> Store:
         store = _STORES.get(key)
         if store is None:
             store = _STORES[key] = Store(Path(key))
+            _ALL_STORES.add(store)
     store.ensure_ready(create=create)
     store.recover_dead_writers()
     return store
@@ -476,14 +491,15 @@ def get_store(path: Path, create: bool = True) -> Store:
 
 @atexit.register
 def _close_all_stores() -> None:
-    for store in list(_STORES.values()):
+    """Final merges, and no DuckDB connection left for interpreter shutdown to tear down."""
+    for store in list(_ALL_STORES):
         with contextlib.suppress(Exception):
             store.close()
 
 
 def _forget_parent_stores() -> None:
     """In a forked child, the parent's journal and locks are not ours: start afresh."""
-    for store in _STORES.values():
+    for store in list(_ALL_STORES):
         _ORPHANED.append(store)
         for fd in (store._alive_fd, store._journal_fd, store._reader_lock_fd):
             if fd is not None:
@@ -492,6 +508,7 @@ def _forget_parent_stores() -> None:
         store._alive_fd = store._journal_fd = store._reader_lock_fd = None
         store._stopping = True
     _STORES.clear()
+    _ALL_STORES.clear()
 
 
 os.register_at_fork(after_in_child=_forget_parent_stores)

@@ -93,10 +93,12 @@ class Tracker:
         self._writers: dict[str, tuple[str, str]] = {}  # variable -> (cell id, source hash)
         self._cell_sources: dict[str, str] = {}  # cell id -> hash of the code it last ran
         self._last_index: int | None = None
+        self._last_stage: str | None = None
         self._modules_seen: set[str] = set()
         self._packages_seen: set[str] = set()
         self._warned: set[str] = set()
         self._notebook_cache: tuple[float, dict[str, tuple[int, str, list[str]]]] | None = None
+        self._tags_by_hash: dict[str, list[str]] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def start(
@@ -112,8 +114,9 @@ class Tracker:
         self.log = mlops_nb.open_log(log_path)
         context = {"notebook_path": self.notebook_path} if self.notebook_path else {}
         handed_over = os.environ.get(RUN_ID_ENV_VAR)
-        if handed_over:
-            self.run = self.log.resume_run(handed_over)
+        if handed_over:  # a pipeline runner owns this run: record into it, do not end it
+            self.run = self.log.attach_run(handed_over)
+            self.record_all = True
         else:
             self.run = self.log.start_run(experiment=experiment, **context)
         self._record_environment(first=True)
@@ -124,7 +127,10 @@ class Tracker:
         if self.run is None:
             return "not recording"
         run, self.run = self.run, None
-        run.end("finished")
+        if run.owned:
+            run.end("finished")
+        else:
+            run.detach()
         assert self.log is not None
         self.log.flush()
         self._known.clear()
@@ -185,6 +191,10 @@ class Tracker:
         if stage is None and not self.record_all:
             self._forget(names_in(raw).touched)  # an unrecorded cell may change them
             return
+        if stage is None:
+            stage = self._last_stage  # an unmarked cell belongs to the stage before it
+        else:
+            self._last_stage = stage
         if self.run is None:
             if self.log is None and stage is None:
                 return
@@ -226,6 +236,8 @@ class Tracker:
             tags = meta["tags"]
         elif cell_id:
             tags = self._notebook_cells().get(cell_id, (0, "", []))[2]
+        else:  # papermill sends no cell id: find the saved cell by its code
+            tags = self._tags_by_source().get(source_hash(raw), [])
         for tag in tags:
             if isinstance(tag, str) and tag.startswith(TAG_PREFIX) and len(tag) > len(TAG_PREFIX):
                 return tag[len(TAG_PREFIX) :], None, raw
@@ -469,19 +481,27 @@ class Tracker:
         if self._notebook_cache and self._notebook_cache[0] == mtime:
             return self._notebook_cache[1]
         cells: dict[str, tuple[int, str, list[str]]] = {}
+        by_hash: dict[str, list[str]] = {}
         try:
             with open(path, encoding="utf-8") as handle:
                 notebook = json.load(handle)
             for index, cell in enumerate(notebook.get("cells", [])):
                 source = cell.get("source", "")
                 source = "".join(source) if isinstance(source, list) else source
+                tags = cell.get("metadata", {}).get("tags", [])
+                by_hash[source_hash(source)] = tags
                 if cell.get("id"):
-                    tags = cell.get("metadata", {}).get("tags", [])
                     cells[cell["id"]] = (index, source_hash(_strip_track_line(source)), tags)
         except (OSError, ValueError):
             return {}
         self._notebook_cache = (mtime, cells)
+        self._tags_by_hash = by_hash
         return cells
+
+    def _tags_by_source(self) -> dict[str, list[str]]:
+        """Source hash -> tags of the saved notebook's cells (a cell's code identifies it)."""
+        self._notebook_cells()
+        return self._tags_by_hash
 
     # ------------------------------------------------------------------ output
     def _warn(self, kind: str, message: str) -> None:

@@ -1,0 +1,1 @@
+"""Notebooks as pipelines: papermill runs, typed parameters, sweeps and schedules."""

@@ -1,0 +1,306 @@
+"""``mlops-nb run``: execute a notebook with papermill and record it as one run.
+
+The runner owns the run (starts it with the typed parameters, ends it finished or failed).
+The kernel records into the same run: the runner starts it with the mlops_nb extension
+loaded and ``%mlops track`` executed, and hands it the run id and log path through its
+environment (papermill leaves no marker inside the kernel). While cells execute, the
+runner writes progress (cell k of n, current stage) as run tags the sidebar can poll.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops_nb.errors import MlopsError
+from mlops_nb.pipeline.notebook import Pipeline, read_pipeline, stage_marker
+from mlops_nb.pipeline.parameters import load_values_file, resolve
+
+PROGRESS_TAG = "mlops.progress"
+STAGE_TAG = "mlops.stage"
+OUTPUT_TAG = "mlops.output"
+
+
+class PipelineFailed(MlopsError):
+    """A cell of the pipeline raised; the run is recorded as failed."""
+
+
+@dataclass
+class PipelineResult:
+    run_id: str
+    status: str
+    output: str
+    seconds: float
+    error: str | None = None
+    failed_cell: int | None = None
+    failed_stage: str | None = None
+
+
+def run_from_cli(args: argparse.Namespace) -> int:
+    notebook = args.notebook
+    _check_readable(notebook)
+    pipeline = read_pipeline(notebook, _load(notebook))
+    file_values = load_values_file(args.file) if args.file else None
+    values = resolve(pipeline.parameters, args.parameter, file_values)
+    result = run_notebook(
+        notebook,
+        values,
+        output=args.output,
+        experiment=args.experiment,
+        log_path=getattr(args, "log", None),
+        cwd=args.cwd,
+        kernel=args.kernel,
+        timeout=args.timeout,
+        pipeline=pipeline,
+    )
+    if result.status != "finished":
+        print(f"mlops-nb run: {result.error}", file=sys.stderr)
+        print(f"run {result.run_id} failed; output notebook kept: {result.output}", file=sys.stderr)
+        return 1
+    print(f"run {result.run_id} finished in {result.seconds:.1f} s; output: {result.output}")
+    return 0
+
+
+def run_notebook(
+    notebook: str,
+    values: dict[str, Any],
+    *,
+    output: str | None = None,
+    experiment: str | None = None,
+    log_path: str | None = None,
+    cwd: str | None = None,
+    kernel: str | None = None,
+    timeout: float | None = None,
+    pipeline: Pipeline | None = None,
+    parent_run_id: str | None = None,
+    progress: bool | None = None,
+    tags: dict[str, str] | None = None,
+) -> PipelineResult:
+    """Execute ``notebook`` with ``values`` (already validated) and record it as one run."""
+    import papermill
+
+    import mlops_nb
+
+    started = time.perf_counter()
+    nb = _load(notebook)
+    pipeline = pipeline or read_pipeline(notebook, nb)
+    log = mlops_nb.open_log(log_path)
+    effective = {p.name: p.default for p in pipeline.parameters} | values
+    run = log.start_run(
+        experiment=experiment or pipeline.experiment,
+        name=Path(notebook).stem,
+        params=effective,
+        parent_run_id=parent_run_id,
+        source="papermill",
+        notebook_path=_display_path(notebook),
+        notebook_hash=_notebook_hash(notebook),
+    )
+    output = output or str(
+        log.path.parent / "outputs" / f"{Path(notebook).stem}-{run.run_id[:8]}.ipynb"
+    )
+    if "://" not in output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+    run.set_tags({OUTPUT_TAG: output, **(tags or {})})
+    log.flush()  # the run is visible (and `running`) before the kernel starts
+    environment = {
+        "MLOPS_NB_RUN_ID": run.run_id,
+        "MLOPS_NB_LOG": str(log.path),
+        "MLOPS_NB_PIPELINE": "1",
+        "MLOPS_NB_NOTEBOOK": _local_path(notebook) or notebook,
+        "MLOPS_NB_KERNEL": kernel or "python3",
+    }
+    mode = (
+        ("bar" if sys.stderr.isatty() else "lines")
+        if progress is None
+        else ("bar" if progress else "off")
+    )
+    reporter = _Progress(run, mode)
+    try:
+        papermill.execute_notebook(
+            notebook,
+            output,
+            parameters=values,
+            kernel_name=kernel or "python3",
+            cwd=cwd,
+            progress_bar=False,
+            execution_timeout=timeout,
+            engine_name=_ENGINE_NAME,
+            mlops_progress=reporter,
+            kernel_manager_class=_kernel_manager_with(environment),
+            extra_arguments=[
+                "--IPKernelApp.extensions=mlops_nb",
+                "--IPKernelApp.exec_lines=%mlops track",
+            ],  # fmt: skip
+        )
+    except KeyboardInterrupt:
+        run.end("failed", error="interrupted")
+        log.flush()
+        raise
+    except Exception as error:  # noqa: BLE001 - any failure of the notebook ends the run
+        reporter.close()
+        message, cell, stage = _describe_failure(error, pipeline, reporter)
+        run.end("failed", error=message)
+        _store_output(run, output)
+        log.flush()
+        return PipelineResult(run.run_id, "failed", output, time.perf_counter() - started,
+                              message, cell, stage)  # fmt: skip
+    reporter.close()
+    _store_output(run, output)
+    run.end("finished")
+    log.flush()
+    return PipelineResult(run.run_id, "finished", output, time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------------- progress
+class _Progress:
+    """Cell k of n and the current stage: as run tags, and on the terminal."""
+
+    def __init__(self, run, mode: str):
+        self.run = run
+        self.stage: str | None = None
+        self.cell_number = 0
+        self.total = 0
+        self.bar = None
+        self.mode = mode  # "bar" on a terminal, "lines" in logs, "off" for sweep children
+
+    def start(self, notebook) -> None:
+        self.total = sum(1 for cell in notebook.cells if cell.cell_type == "code")
+        if self.mode == "bar":
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, unit="cell", desc="starting", file=sys.stderr)
+
+    def cell_started(self, cell, index: int) -> None:
+        if cell.cell_type != "code":
+            return
+        self.cell_number += 1
+        self.stage = stage_marker(cell) or self.stage
+        self.run.set_tags({PROGRESS_TAG: f"{self.cell_number}/{self.total}",
+                           STAGE_TAG: self.stage or ""})  # fmt: skip
+        label = f"cell {self.cell_number}/{self.total}" + (f" ({self.stage})" if self.stage else "")
+        if self.bar is not None:
+            self.bar.set_description(self.stage or "cells")
+        elif self.mode == "lines":
+            print(f"[mlops] {label}", file=sys.stderr, flush=True)
+
+    def cell_finished(self, cell) -> None:
+        if cell.cell_type == "code" and self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _make_engine():
+    """A papermill engine (registered once) that reports each cell to a ``_Progress``."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class RecordingEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            reporter: _Progress | None = kwargs.pop("mlops_progress", None)
+            if reporter is not None:
+                reporter.start(nb_man.nb)
+                started, completed = nb_man.cell_start, nb_man.cell_complete
+
+                def cell_start(cell, cell_index=None, **more):
+                    reporter.cell_started(cell, cell_index)
+                    return started(cell, cell_index, **more)
+
+                def cell_complete(cell, cell_index=None, **more):
+                    reporter.cell_finished(cell)
+                    return completed(cell, cell_index, **more)
+
+                nb_man.cell_start, nb_man.cell_complete = cell_start, cell_complete
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register(_ENGINE_NAME, RecordingEngine)
+
+
+_ENGINE_NAME = "mlops_nb"
+
+
+def _kernel_manager_with(environment: dict[str, str]):
+    """A kernel manager class whose kernels get ``environment`` (thread-safe, unlike os.environ)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class RunKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kwargs):  # type: ignore[override]
+            env = dict(kwargs.pop("env", None) or os.environ)
+            env.update(environment)
+            return await super().start_kernel(env=env, **kwargs)
+
+    return RunKernelManager
+
+
+# ---------------------------------------------------------------------- helpers
+def _describe_failure(error: Exception, pipeline: Pipeline, reporter: _Progress):
+    """One line: which cell, which stage, which exception."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(error, PapermillExecutionError):
+        cell_number = reporter.cell_number or (error.cell_index + 1)
+        stage = reporter.stage
+        where = f"cell {cell_number}" + (f" (stage {stage})" if stage else "")
+        return f"{where} failed: {error.ename}: {error.evalue}", cell_number, stage
+    name = type(error).__name__
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"the notebook could not run: {name}{': ' + detail if detail else ''}", None, None
+
+
+def _store_output(run, output: str) -> None:
+    if "://" in output or not Path(output).is_file():
+        return
+    with contextlib.suppress(OSError):  # the run's record matters more than the copy
+        run.log_artifact(output, kind="notebook")
+
+
+def _load(notebook: str):
+    from papermill.iorw import load_notebook_node
+
+    try:
+        return load_notebook_node(notebook)
+    except FileNotFoundError:
+        raise MlopsError(f"no notebook at {notebook}") from None
+    except Exception as error:  # noqa: BLE001 - nbformat raises many kinds
+        raise MlopsError(f"{notebook} is not a readable notebook: {error}") from None
+
+
+def _check_readable(notebook: str) -> None:
+    if "://" not in notebook and not Path(notebook).is_file():
+        raise MlopsError(f"no notebook at {notebook}")
+    if not notebook.endswith(".ipynb"):
+        raise MlopsError(f"{notebook} is not a .ipynb notebook")
+
+
+def _local_path(notebook: str) -> str | None:
+    return None if "://" in notebook else str(Path(notebook).absolute())
+
+
+def _display_path(notebook: str) -> str:
+    local = _local_path(notebook)
+    if local is None:
+        return notebook
+    try:
+        return str(Path(local).relative_to(Path.cwd()))
+    except ValueError:
+        return local
+
+
+def _notebook_hash(notebook: str) -> str | None:
+    local = _local_path(notebook)
+    if local is None:
+        return None
+    return hashlib.sha256(Path(local).read_bytes()).hexdigest()
+
+
+_make_engine()

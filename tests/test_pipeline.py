@@ -1,0 +1,329 @@
+"""`mlops-nb run`, `pipeline show`, typed parameters and sweeps, with real kernels."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from conftest import REPO, run_cli, subprocess_env
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+import mlops_nb as mn
+from mlops_nb.pipeline.parameters import ParameterError, parse_parameters, resolve
+
+CHURN = REPO / "example_notebooks" / "churn.ipynb"
+PAPERMILL_NOTEBOOKS = Path(papermill.__file__).parent / "tests" / "notebooks"
+SMALL = ["-p", "n_customers", "1500", "-p", "n_estimators", "20"]
+
+
+def _notebook(path: Path, cells: list) -> Path:
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, str(path))
+    return path
+
+
+def _tagged(source: str, *tags: str):
+    cell = new_code_cell(source)
+    cell.metadata["tags"] = list(tags)
+    return cell
+
+
+# ---------------------------------------------------------------------- typed parameters
+def test_parameters_cell_types_defaults_and_help():
+    parameters = parse_parameters(
+        "from typing import Literal, Optional\n"
+        "lr: float = 0.1  # learning rate\n"
+        "model: Literal['forest', 'linear'] = 'forest'  # which classifier\n"
+        "layers: list[int] = [64, 32]\n"
+        "limit: int | None = None\n"
+        "grid: dict[str, float] = {'C': 1.0}\n"
+        "verbose = False\n"
+        "name: Optional[str] = None\n"
+    )
+    described = {p.name: (str(p.type), p.default, p.help) for p in parameters}
+    assert described == {
+        "lr": ("float", 0.1, "learning rate"),
+        "model": ("one of 'forest', 'linear'", "forest", "which classifier"),
+        "layers": ("list[int]", [64, 32], ""),
+        "limit": ("int or None", None, ""),
+        "grid": ("dict[str, float]", {"C": 1.0}, ""),
+        "verbose": ("bool", False, ""),
+        "name": ("str or None", None, ""),
+    }
+    values = resolve(parameters, [("lr", "0.5"), ("layers", "[1, 2]"), ("limit", "none"),
+                                  ("verbose", "yes"), ("grid", '{"C": 3}')],
+                     {"model": "linear", "name": "x"})  # fmt: skip
+    assert values == {"model": "linear", "name": "x", "lr": 0.5, "layers": [1, 2],
+                      "limit": None, "verbose": True, "grid": {"C": 3.0}}  # fmt: skip
+    for pair, message in [
+        (("lr", "fast"), "parameter 'lr': 'fast' is not float"),
+        (("model", "tree"), "is not one of 'forest', 'linear'"),
+        (("layers", "[1, 'a']"), "is not list[int]"),
+        (("limit", "1.5"), "is not int or None"),
+        (("verbose", "maybe"), "use true/false"),
+        (("depth", "3"), "unknown parameter 'depth'"),
+    ]:
+        with pytest.raises(ParameterError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            resolve(parameters, [pair])
+
+
+def test_bad_parameters_fail_before_any_kernel_starts(tmp_path):
+    started = time.monotonic()
+    result = run_cli("run", CHURN, "-p", "n_estimators", "many", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("mlops-nb run: parameter 'n_estimators': 'many' is not int")
+    unknown = run_cli("run", CHURN, "-p", "depth", "3", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown parameter 'depth'" in unknown.stderr
+    values = tmp_path / "params.yaml"
+    values.write_text("test_size: half\n")
+    from_file = run_cli("run", CHURN, "-f", values, cwd=tmp_path)
+    assert from_file.returncode == 2 and "'test_size': 'half' is not float" in from_file.stderr
+    assert not (tmp_path / ".mlops").exists()  # nothing was started or recorded
+    assert time.monotonic() - started < 60
+
+
+# ---------------------------------------------------------------------- mlops-nb run
+def test_run_records_one_run_with_params_cells_progress_and_output(tmp_path):
+    result = run_cli("run", CHURN, *SMALL, "-p", "max_depth", "4", "-o", tmp_path / "out.ipynb",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "finished" in result.stdout
+    assert "[mlops] cell 4/10 (ingest)" in result.stderr  # plain lines when not a terminal
+    log = mn.open_log(tmp_path / ".mlops" / "log.duckdb")
+    runs = log.runs()
+    assert len(runs) == 1
+    record = log.run(runs["run_id"][0])
+    assert record.info["status"] == "finished" and record.info["source"] == "papermill"
+    assert record.info["notebook_hash"] and record.info["experiment"] == "churn"
+    assert record.params["n_customers"] == 1500 and record.params["max_depth"] == 4
+    assert record.params["test_size"] == 0.25  # defaults are recorded too
+    assert record.tags["mlops.progress"] == "10/10" and record.tags["mlops.stage"] == "evaluate"
+    assert len(record.cells) == 10 and set(record.cells["status"]) == {"ok"}
+    stages = [s for s in record.cells["stage"] if isinstance(s, str)]
+    assert stages == ["ingest", "clean", "explore", "features", "train", "train", "evaluate"]
+    assert "accuracy" in record.metrics
+    assert (tmp_path / "out.ipynb").is_file()
+    assert "notebook" in set(record.artifacts["kind"])
+
+
+def test_a_failing_cell_fails_the_run_with_cell_stage_and_error(tmp_path):
+    notebook = _notebook(tmp_path / "fails.ipynb", [
+        _tagged("rows: int = 10", "parameters"),
+        new_code_cell("%%mlops track ingest\ndata = list(range(rows))"),
+        new_code_cell("%%mlops track train\nraise ValueError(f'cannot train on {len(data)} rows')"),
+        new_code_cell("never = True"),
+    ])  # fmt: skip
+    result = run_cli("run", notebook, "-p", "rows", "3", "-o", tmp_path / "out.ipynb",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1
+    message = [line for line in result.stderr.splitlines() if line.startswith("mlops-nb run:")]
+    assert message == [
+        "mlops-nb run: cell 4 (stage train) failed: ValueError: cannot train on 3 rows"
+    ]
+    assert (tmp_path / "out.ipynb").is_file()  # the output notebook is kept
+    log = mn.open_log(tmp_path / ".mlops" / "log.duckdb")
+    record = log.run("latest")
+    assert record.info["status"] == "failed"
+    assert record.info["error"] == "cell 4 (stage train) failed: ValueError: cannot train on 3 rows"
+    cells = record.cells.set_index("cell_seq")
+    assert cells["status"].tolist()[-1] == "error" and cells["error_type"].tolist()[-1] == (
+        "ValueError"
+    )
+
+
+def test_stages_marked_only_by_tags_are_recorded_in_a_pipeline_run(tmp_path):
+    notebook = _notebook(tmp_path / "tagged.ipynb", [
+        new_markdown_cell("# Tagged pipeline"),
+        _tagged("import pandas as pd\nraw = pd.DataFrame({'a': [1, 1, 2]})", "mlops:ingest"),
+        _tagged("clean = raw.drop_duplicates()", "mlops:clean"),
+        new_code_cell("n = len(clean)"),
+    ])  # fmt: skip
+    result = run_cli("run", notebook, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = mn.open_log(tmp_path / ".mlops" / "log.duckdb").run("latest")
+    assert record.cells["stage"].tolist() == ["ingest", "clean", "clean"]
+    clean = record.datasets.set_index("name").loc["clean"]
+    assert json.loads(clean["diff"])["duplicates_removed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "parameters"),
+    [
+        ("simple_execute.ipynb", {"msg": "hello"}),
+        ("no_parameters.ipynb", {}),
+        ("broken1.ipynb", {}),
+        ("sysexit0.ipynb", {}),
+        ("sysexit1.ipynb", {}),
+        ("systemexit.ipynb", {}),
+    ],
+)
+def test_behaves_like_papermill_on_papermills_own_notebooks(tmp_path, name, parameters):
+    from mlops_nb.pipeline.runner import run_notebook
+
+    source = PAPERMILL_NOTEBOOKS / name
+    try:
+        papermill.execute_notebook(str(source), str(tmp_path / "papermill.ipynb"),
+                                   parameters=parameters, progress_bar=False,
+                                   kernel_name="python3")  # fmt: skip
+        papermill_ok = True
+    except Exception:  # noqa: BLE001 - whatever papermill raises counts as a failure
+        papermill_ok = False
+    result = run_notebook(str(source), parameters, output=str(tmp_path / "ours.ipynb"),
+                          log_path=str(tmp_path / "log.duckdb"), progress=False)  # fmt: skip
+    assert (result.status == "finished") == papermill_ok
+    assert (tmp_path / "ours.ipynb").is_file()
+    record = mn.open_log(tmp_path / "log.duckdb").run(result.run_id)
+    assert record.info["status"] == result.status
+    if not papermill_ok:
+        assert record.info["error"]
+
+
+def test_ctrl_c_stops_the_run_records_it_and_leaves_no_kernel(tmp_path):
+    import signal
+
+    import psutil
+
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "mlops_nb.cli", "run",
+         str(PAPERMILL_NOTEBOOKS / "keyboard_interrupt.ipynb")],  # a cell that sleeps 60 s
+        cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            kernels = [c for c in psutil.Process(runner.pid).children(recursive=True)
+                       if "ipykernel" in " ".join(c.cmdline())]  # fmt: skip
+            if kernels:
+                break
+            time.sleep(0.2)
+        assert kernels, "the kernel never started"
+        time.sleep(2)  # inside the sleeping cell
+        runner.send_signal(signal.SIGINT)
+        _, err = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 130
+    assert err.strip().splitlines()[-1] == "mlops-nb run: interrupted"
+    assert not any(k.is_running() and k.status() != psutil.STATUS_ZOMBIE for k in kernels)
+    record = mn.open_log(tmp_path / ".mlops" / "log.duckdb").run("latest")
+    assert (record.info["status"], record.info["error"]) == ("failed", "interrupted")
+
+
+# ---------------------------------------------------------------------- pipeline show
+def test_pipeline_show_lists_stages_typed_parameters_and_last_run_data(tmp_path):
+    before = run_cli("pipeline", "show", CHURN, "-f", "json", cwd=tmp_path)
+    assert before.returncode == 0, before.stderr
+    described = json.loads(before.stdout)
+    assert [s["name"] for s in described["stages"]] == [
+        "ingest", "clean", "explore", "features", "train", "evaluate",
+    ]  # fmt: skip
+    parameters = {p["name"]: p for p in described["parameters"]}
+    assert parameters["n_estimators"] == {
+        "name": "n_estimators", "type": "int", "annotation": "int", "default": 200,
+        "help": "trees in the random forest", "choices": None,
+    }  # fmt: skip
+    assert described["last_run"] is None
+    assert run_cli("run", CHURN, *SMALL, cwd=tmp_path).returncode == 0
+    text = run_cli("pipeline", "show", CHURN, cwd=tmp_path).stdout
+    assert "n_estimators: int = 200  # trees in the random forest" in text
+    assert "2. clean" in text
+    assert "reads:  raw@v1 (1688x12)" in text and "writes: clean@v1 (1500x12)" in text
+
+
+def test_a_notebook_without_annotations_is_one_stage(tmp_path):
+    notebook = _notebook(tmp_path / "plain.ipynb", [new_code_cell("a = 1"),
+                                                    new_code_cell("b = a + 1")])  # fmt: skip
+    described = json.loads(run_cli("pipeline", "show", notebook, "-f", "json",
+                                   cwd=tmp_path).stdout)  # fmt: skip
+    assert [(s["name"], len(s["cells"])) for s in described["stages"]] == [("plain", 2)]
+    assert described["parameters"] == []
+
+
+# ---------------------------------------------------------------------- sweeps
+def test_local_sweep_runs_the_grid_as_children_and_ranks_them(tmp_path):
+    result = run_cli("sweep", CHURN, "-p", "n_estimators", "10,30", "-p", "max_depth", "2,6",
+                     "-p", "n_customers", "1500", "--metric", "roc_auc", "--workers", "2",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.splitlines()
+    assert table[0].split()[:5] == ["rank", "run_id", "status", "params.n_estimators",
+                                    "params.max_depth"]  # fmt: skip
+    assert [line.split()[2] for line in table[1:5]] == ["finished"] * 4
+    log = mn.open_log(tmp_path / ".mlops" / "log.duckdb")
+    sweep = log.runs(where="tags['mlops.kind'] = 'sweep'")
+    assert len(sweep) == 1 and sweep["status"][0] == "finished"
+    children = log.runs(where=f"parent_run_id = '{sweep['run_id'][0]}'",
+                        order_by="metrics.roc_auc DESC")  # fmt: skip
+    assert len(children) == 4
+    combos = {(r["params.n_estimators"], r["params.max_depth"]) for _, r in children.iterrows()}
+    assert combos == {(10, 2), (10, 6), (30, 2), (30, 6)}
+    ranked_ids = [line.split()[1] for line in table[1:5]]
+    assert ranked_ids == [run_id[:8] for run_id in children["run_id"]]
+    assert sweep["metrics.best_roc_auc"][0] == children["metrics.roc_auc"].max()
+
+
+def test_a_failing_child_does_not_stop_the_sweep(tmp_path):
+    notebook = _notebook(tmp_path / "flaky.ipynb", [
+        _tagged("x: int = 1", "parameters"),
+        new_code_cell("%%mlops track train\nassert x != 2, 'x=2 is broken'\n"
+                      "import mlops_nb as mn\nmn.log_metric('score', x * 10)"),
+    ])  # fmt: skip
+    result = run_cli("sweep", notebook, "-p", "x", "1,2,3", "--metric", "score", "--goal", "min",
+                     "--workers", "2", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1
+    assert "2 of 3 runs finished" in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines()[1:4]]
+    assert [row[2] for row in rows] == ["finished", "finished", "failed"]
+    assert [row[-1] for row in rows[:2]] == ["10", "30"]  # ranked by score, lowest first
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_dask_sweep_on_a_real_scheduler_and_workers(tmp_path):
+    port = _free_port()
+    dask = shutil.which("dask", path=str(Path(sys.executable).parent)) or "dask"
+    env = subprocess_env()
+    scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                  "--no-dashboard"], env=env, cwd=tmp_path,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    worker = subprocess.Popen([dask, "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "2",
+                               "--nthreads", "1", "--no-dashboard"], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        result = run_cli("sweep", CHURN, "-p", "n_estimators", "10,20,30", "-p", "n_customers",
+                         "1500", "--engine", "dask", "--scheduler", f"tcp://127.0.0.1:{port}",
+                         "--metric", "accuracy", cwd=tmp_path)  # fmt: skip
+    finally:
+        worker.terminate()
+        scheduler.terminate()
+        for process in (worker, scheduler):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    assert result.returncode == 0, result.stderr
+    log = mn.open_log(tmp_path / ".mlops" / "log.duckdb")
+    children = log.runs(where="parent_run_id IS NOT NULL")
+    assert sorted(children["params.n_estimators"]) == [10, 20, 30]
+    assert set(children["status"]) == {"finished"}
+    sweep_pid = log.runs(where="parent_run_id IS NULL")["pid"][0]
+    assert sweep_pid not in set(children["pid"])  # the runs executed on the Dask workers
