@@ -470,6 +470,7 @@ def test_a_numpy_diff_counts_rows_and_the_dtype():
 
 def test_polars_frames_are_snapshotted_and_diffed():
     import polars as pl  # installed by the test extra
+
     frame = pl.DataFrame(
         {
             "id": [1, 2, 2, 3, None],

@@ -327,3 +327,36 @@ def test_dask_sweep_on_a_real_scheduler_and_workers(tmp_path):
     assert set(children["status"]) == {"finished"}
     sweep_pid = log.runs(where="parent_run_id IS NULL")["pid"][0]
     assert sweep_pid not in set(children["pid"])  # the runs executed on the Dask workers
+
+
+# ---------------------------------------------------------------------- resume
+def test_resume_continues_a_failed_run_and_matches_a_full_run(tmp_path):
+    small = ["-p", "n_customers", "1500", "-p", "n_estimators", "20"]
+    failed = run_cli("run", CHURN, *small, "-p", "max_depth", "0", cwd=tmp_path)
+    assert failed.returncode == 1 and "(stage train) failed: InvalidParameterError" in failed.stderr
+    log = mn.open_log(tmp_path / ".mlops" / "log.duckdb")
+    failed_id = log.run("latest").run_id
+    resumed = run_cli("run", CHURN, "--resume", failed_id[:8], "-p", "max_depth", "4",
+                      cwd=tmp_path)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from run {failed_id[:8]} at stage train: skipped 7 cells" in resumed.stdout
+    resumed_record = log.run("latest")
+    assert resumed_record.tags["mlops.resumed_from"] == failed_id
+    assert resumed_record.params["max_depth"] == 4 and resumed_record.params["n_customers"] == 1500
+    # setup, parameters, injected parameters, 4 skipped stages, the restore cell, then the rest
+    assert resumed_record.cells["status"].tolist() == [
+        "restored", "ok", "ok", "restored", "restored", "restored", "restored", "restored",
+        "ok", "ok", "ok",
+    ]  # fmt: skip
+    full = run_cli("run", CHURN, *small, "-p", "max_depth", "4", cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+    full_record = log.run("latest")
+    assert resumed_record.metrics == full_record.metrics
+
+    def fingerprints(record):
+        data = record.datasets.set_index("name")
+        return {name: data.loc[name, "fingerprint"] for name in ("predicted", "churn_probability")}
+
+    assert fingerprints(resumed_record) == fingerprints(full_record)
+    again = run_cli("run", CHURN, "--resume", full_record.run_id, cwd=tmp_path)
+    assert again.returncode == 2 and "only a failed or crashed run can be resumed" in again.stderr

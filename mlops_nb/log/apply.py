@@ -24,6 +24,7 @@ from mlops_nb.log import wide
 # Tables whose rows are journaled as-is (``{"op": "row", "table": ..., "row": {...}}``).
 ROW_TABLES = (
     "cells", "datasets", "lineage", "artifacts", "models", "environment", "notes", "schedules",
+    "checkpoints",
 )  # fmt: skip
 _TIME_FIELDS = ("start_time", "end_time", "created_at")
 _RUN_COLUMNS = (

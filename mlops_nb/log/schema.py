@@ -16,7 +16,7 @@ import duckdb
 
 from mlops_nb.log import wide
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _V1: list[Step] = [
     "CREATE SCHEMA IF NOT EXISTS store",
@@ -116,12 +116,20 @@ _V4: list[Step] = [
     "CREATE OR REPLACE VIEW schedules AS SELECT * FROM store.schedules",
 ]
 
+_V5: list[Step] = [
+    # values a pipeline cell wrote, saved so a failed run can be resumed or a stage reused
+    """CREATE TABLE store.checkpoints (
+        run_id VARCHAR, cell_seq INTEGER, stage VARCHAR, name VARCHAR, format VARCHAR,
+        path VARCHAR, size BIGINT, cache_key VARCHAR, created_at TIMESTAMP)""",
+    "CREATE OR REPLACE VIEW checkpoints AS SELECT * FROM store.checkpoints",
+]
+
 Step = str | Callable[[duckdb.DuckDBPyConnection], None]
-MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 
 STABLE_VIEWS = (
     "runs", "params", "metrics", "cells", "datasets", "lineage", "artifacts", "models",
-    "environment", "notes", "schedules",
+    "environment", "notes", "schedules", "checkpoints",
 )  # fmt: skip
 
 

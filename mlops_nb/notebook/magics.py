@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", "-n", type=int, default=200)
     sql = commands.add_parser("sql", help="read-only SQL over the log; returns a DataFrame")
     sql.add_argument("query", nargs=argparse.REMAINDER)
+    restore = commands.add_parser(
+        "restore", help="load the values a recorded pipeline run saved (used by --resume)"
+    )
+    restore.add_argument("run_id", metavar="RUN_ID")
+    restore.add_argument("--before", type=int, metavar="SEQ", help="as they were before cell SEQ")
+    restore.add_argument("--cell", type=int, metavar="SEQ", help="only what cell SEQ wrote")
+    restore.add_argument("--except", dest="skip", metavar="A,B", help="names to leave alone")
     commands.add_parser("status", help="what is being recorded, where")
     commands.add_parser("stop", help="end this kernel's run")
     return parser
@@ -153,6 +160,11 @@ class MlopsMagics(Magics):
         from mlops_nb.notebook.widgets import RunsView
 
         return RunsView(self._log_handle(), experiment=args.experiment, limit=args.limit)
+
+    def _restore(self, args: argparse.Namespace) -> None:
+        skip = set(args.skip.split(",")) if args.skip else set()
+        names = self.tracker.restore(args.run_id, before=args.before, cell=args.cell, skip=skip)
+        print(f"restored {len(names)} values from run {args.run_id[:8]}: {', '.join(names)}")
 
     def _status(self, args: argparse.Namespace) -> None:
         print(self.tracker.status())

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_nb.capture import checkpoint as capture_checkpoint
 from mlops_nb.capture import data as capture_data
 from mlops_nb.capture import estimators as capture_estimators
 from mlops_nb.capture.code import CodeNames, names_in, source_hash
@@ -29,6 +30,7 @@ from mlops_nb.log import Log, Run
 STAGES = ("ingest", "clean", "explore", "features", "train", "evaluate")
 TRACK_CELL = re.compile(r"^[ \t]*%%mlops[ \t]+track\b([^\n]*)")
 TAG_PREFIX = "mlops:"
+RESTORED_CELL = re.compile(r"^# mlops: restored stage=(\S*)")
 RUN_ID_ENV_VAR = "MLOPS_NB_RUN_ID"  # set by the pipeline runner: record into this run
 
 
@@ -82,6 +84,7 @@ class Tracker:
         self.log: Log | None = None
         self.run: Run | None = None
         self.record_all = False
+        self.checkpointing = False  # on in pipeline runs: what each cell wrote is saved
         self.show_summary = True
         self.notebook_path: str | None = None
         self.cell_seq = 0
@@ -117,6 +120,7 @@ class Tracker:
         if handed_over:  # a pipeline runner owns this run: record into it, do not end it
             self.run = self.log.attach_run(handed_over)
             self.record_all = True
+            self.checkpointing = True
         else:
             self.run = self.log.start_run(experiment=experiment, **context)
         self._record_environment(first=True)
@@ -225,6 +229,9 @@ class Tracker:
 
     def _stage_of(self, raw: str, info: Any, cell_id: str | None):
         """(stage, name, code) from a ``%%mlops track`` line or an ``mlops:STAGE`` cell tag."""
+        restored = RESTORED_CELL.match(raw)
+        if restored:  # a cell a resumed pipeline skipped: keep its stage in the record
+            return restored.group(1) or None, None, raw
         match = TRACK_CELL.match(raw)
         if match:
             stage, name = parse_track_cell_args(match.group(1))
@@ -339,12 +346,17 @@ class Tracker:
                 self._writers[variable] = (pending.cell_id, code_hash)
         if pending.cell_id:
             self._cell_sources[pending.cell_id] = code_hash
+        status = "error" if error else "ok"
+        if not error and RESTORED_CELL.match(pending.source):
+            status = "restored"
+        elif not error and self.checkpointing:
+            self._checkpoint(pending, seq, rows)
         rows.append(("cells", {
             "run_id": run.run_id, "cell_seq": seq, "cell_id": pending.cell_id,
             "execution_count": pending.execution_count, "stage": pending.stage,
             "name": pending.name, "source": pending.source, "source_hash": code_hash,
             "start_time": pending.wall_start, "end_time": pending.wall_start + duration,
-            "duration_s": duration, "status": "error" if error else "ok",
+            "duration_s": duration, "status": status,
             "error_type": type(error).__name__ if error else None,
             "error_message": str(error) if error else None,
             "reads": sorted(pending.names.reads), "writes": sorted(pending.names.writes),
@@ -424,6 +436,63 @@ class Tracker:
             }))  # fmt: skip
             fitted.append(f"{variable}: {described['class_name'].rsplit('.', 1)[-1]}")
         return fitted
+
+    def _checkpoint(self, pending: _Pending, seq: int, rows: list) -> None:
+        """Save what the cell wrote, so a failed pipeline can resume after this cell."""
+        run = self.run
+        assert run is not None and self.log is not None
+        namespace = self.shell.user_ns
+        folder = self.log.artifacts_dir / "checkpoints" / run.run_id / str(seq)
+        for variable in sorted(pending.names.writes | pending.names.mutates):
+            if variable not in namespace:
+                continue
+            value = namespace[variable]
+            if not capture_checkpoint.is_checkpointable(variable, value):
+                continue
+            saved = capture_checkpoint.save_value(value, folder, variable)
+            if saved is None:
+                self._warn("checkpoint", f"{variable!r} cannot be saved: a resume will lack it")
+                continue
+            fmt, path = saved
+            rows.append(("checkpoints", {
+                "run_id": run.run_id, "cell_seq": seq, "stage": pending.stage,
+                "name": variable, "format": fmt,
+                "path": str(path.relative_to(self.log.artifacts_dir)),
+                "size": path.stat().st_size, "cache_key": None, "created_at": time.time(),
+            }))  # fmt: skip
+
+    def restore(
+        self,
+        run_id: str,
+        before: int | None = None,
+        cell: int | None = None,
+        skip: set[str] | frozenset[str] = frozenset(),
+    ) -> list[str]:
+        """Load checkpoints of ``run_id`` into the namespace; returns the names restored."""
+        log = self.log
+        if log is None:
+            import mlops_nb
+
+            log = mlops_nb.open_log(create=False)
+        full_id = log.run(run_id).run_id
+        condition = f"run_id = '{full_id}'"
+        if before is not None:
+            condition += f" AND cell_seq < {int(before)}"
+        if cell is not None:
+            condition += f" AND cell_seq = {int(cell)}"
+        saved = log.sql(
+            "SELECT name, format, path FROM checkpoints WHERE "
+            + condition
+            + " QUALIFY row_number() OVER (PARTITION BY name ORDER BY cell_seq DESC) = 1"
+        )
+        restored = []
+        for row in saved.itertuples():
+            if row.name in skip:
+                continue
+            value = capture_checkpoint.load_value(row.format, log.artifacts_dir / row.path)
+            self.shell.user_ns[row.name] = value
+            restored.append(row.name)
+        return sorted(restored)
 
     def _store_model(self, estimator: Any, variable: str) -> str | None:
         """Save a fitted model in the skops format (pickle only if skops cannot)."""

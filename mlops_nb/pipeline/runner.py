@@ -26,6 +26,7 @@ from mlops_nb.pipeline.parameters import load_values_file, resolve
 PROGRESS_TAG = "mlops.progress"
 STAGE_TAG = "mlops.stage"
 OUTPUT_TAG = "mlops.output"
+RESUMED_TAG = "mlops.resumed_from"
 
 
 class PipelineFailed(MlopsError):
@@ -41,6 +42,7 @@ class PipelineResult:
     error: str | None = None
     failed_cell: int | None = None
     failed_stage: str | None = None
+    resumed: Any = None  # the ResumePlan when this run resumed a failed one
 
 
 def run_from_cli(args: argparse.Namespace) -> int:
@@ -59,7 +61,13 @@ def run_from_cli(args: argparse.Namespace) -> int:
         kernel=args.kernel,
         timeout=args.timeout,
         pipeline=pipeline,
+        resume=args.resume,
     )
+    if result.resumed is not None:
+        plan = result.resumed
+        saved = f"{plan.skipped_seconds:.1f} s"
+        print(f"resumed from run {plan.failed_run_id[:8]} at stage {plan.stage}: skipped "
+              f"{plan.skipped_cells} cells, saving {saved} of work")  # fmt: skip
     if result.status != "finished":
         print(f"mlops-nb run: {result.error}", file=sys.stderr)
         print(f"run {result.run_id} failed; output notebook kept: {result.output}", file=sys.stderr)
@@ -82,8 +90,12 @@ def run_notebook(
     parent_run_id: str | None = None,
     progress: bool | None = None,
     tags: dict[str, str] | None = None,
+    resume: str | None = None,
 ) -> PipelineResult:
-    """Execute ``notebook`` with ``values`` (already validated) and record it as one run."""
+    """Execute ``notebook`` with ``values`` (already validated) and record it as one run.
+
+    ``resume``: the id of a failed run of this notebook to continue from its failed stage.
+    """
     import papermill
 
     import mlops_nb
@@ -92,6 +104,16 @@ def run_notebook(
     nb = _load(notebook)
     pipeline = pipeline or read_pipeline(notebook, nb)
     log = mlops_nb.open_log(log_path)
+    plan = None
+    previous: dict[str, Any] = {}
+    if resume:
+        from mlops_nb.pipeline.resume import notebook_for_resume, plan_resume
+
+        plan = plan_resume(log, resume, pipeline)
+        declared = {p.name for p in pipeline.parameters}
+        previous = {k: v for k, v in plan.params.items() if k in declared}
+        values = previous | values
+        tags = {**(tags or {}), RESUMED_TAG: plan.failed_run_id}
     effective = {p.name: p.default for p in pipeline.parameters} | values
     run = log.start_run(
         experiment=experiment or pipeline.experiment,
@@ -124,7 +146,7 @@ def run_notebook(
     reporter = _Progress(run, mode)
     try:
         papermill.execute_notebook(
-            notebook,
+            notebook_for_resume(nb, plan, pipeline) if plan else notebook,
             output,
             parameters=values,
             kernel_name=kernel or "python3",
@@ -150,12 +172,13 @@ def run_notebook(
         _store_output(run, output)
         log.flush()
         return PipelineResult(run.run_id, "failed", output, time.perf_counter() - started,
-                              message, cell, stage)  # fmt: skip
+                              message, cell, stage, plan)  # fmt: skip
     reporter.close()
     _store_output(run, output)
     run.end("finished")
     log.flush()
-    return PipelineResult(run.run_id, "finished", output, time.perf_counter() - started)
+    return PipelineResult(run.run_id, "finished", output, time.perf_counter() - started,
+                          resumed=plan)  # fmt: skip
 
 
 # ---------------------------------------------------------------------- progress
