@@ -28,10 +28,11 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -e '.[test,bench,dask]'
 	$(PY) benchmarks/bench_log.py
 	$(PY) benchmarks/bench_capture.py
 	$(PY) benchmarks/bench_tracking.py
+	$(PY) benchmarks/bench_sweep.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check mlops_nb tests benchmarks example_notebooks

@@ -360,3 +360,32 @@ def test_resume_continues_a_failed_run_and_matches_a_full_run(tmp_path):
     assert fingerprints(resumed_record) == fingerprints(full_record)
     again = run_cli("run", CHURN, "--resume", full_record.run_id, cwd=tmp_path)
     assert again.returncode == 2 and "only a failed or crashed run can be resumed" in again.stderr
+
+
+def test_cache_restores_matching_cells_and_gives_the_same_results(tmp_path):
+    small = ["-p", "n_customers", "1500", "-p", "n_estimators", "20", "--cache"]
+    first = run_cli("run", CHURN, *small, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "restored from the cache" not in first.stdout  # nothing recorded yet to reuse
+    second = run_cli("run", CHURN, *small, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "6 cells restored from the cache, saving" in second.stdout
+    log = mn.open_log(tmp_path / ".mlops" / "log.duckdb")
+    runs = log.runs(order_by="start_time")
+    computed, cached = log.run(runs["run_id"][0]), log.run(runs["run_id"][1])
+    stages = cached.cells.dropna(subset=["stage"]).set_index("cell_seq")
+    assert stages["status"].tolist() == [
+        "cached", "cached", "cached", "cached", "cached", "cached", "ok",
+    ]  # every stage but evaluate, which logs metrics and so always runs  # fmt: skip
+    assert cached.metrics == computed.metrics
+    fingerprint = {r.name: r.fingerprint for r in computed.datasets.itertuples()}
+    assert {r.name: r.fingerprint for r in cached.datasets.itertuples()
+            if r.name in ("predicted", "churn_probability")} == {
+        name: fingerprint[name] for name in ("predicted", "churn_probability")
+    }  # fmt: skip
+    changed = run_cli("run", CHURN, *small[:-1], "-p", "max_depth", "3", "--cache", cwd=tmp_path)
+    assert changed.returncode == 0, changed.stderr
+    # max_depth is only read by the train stage: stages before it still come from the cache
+    latest = log.run("latest").cells.dropna(subset=["stage"])
+    assert latest["status"].tolist()[:4] == ["cached"] * 4
+    assert latest.set_index("stage").loc["evaluate", "status"] == "ok"

@@ -93,8 +93,13 @@ def _writers_for(value: Any):
 
 
 def _write_pandas(frame: Any, path: Path) -> None:
+    """Parquet when it gives the frame back exactly (pickle is tried next otherwise)."""
     if not all(isinstance(column, str) for column in frame.columns):
         raise TypeError("parquet needs string column names")
+    from pandas.api.types import is_object_dtype
+
+    if any(is_object_dtype(dtype) for dtype in frame.dtypes):
+        raise TypeError("object columns would come back with another dtype")
     frame.to_parquet(path)
 
 

@@ -15,6 +15,7 @@ def load_ipython_extension(shell: Any) -> None:
     tracker = Tracker(shell)
     shell._mlops_tracker = tracker
     shell.register_magics(MlopsMagics(shell, tracker))
+    shell.input_transformers_cleanup.append(tracker.cache_transform)  # sees %%mlops first
     shell.input_transformers_cleanup.append(strip_track_magic)
     shell.events.register("pre_run_cell", tracker.pre_run_cell)
     shell.events.register("post_run_cell", tracker.post_run_cell)
@@ -26,8 +27,9 @@ def unload_ipython_extension(shell: Any) -> None:
         return
     shell.events.unregister("pre_run_cell", tracker.pre_run_cell)
     shell.events.unregister("post_run_cell", tracker.post_run_cell)
-    if strip_track_magic in shell.input_transformers_cleanup:
-        shell.input_transformers_cleanup.remove(strip_track_magic)
+    for transformer in (tracker.cache_transform, strip_track_magic):
+        if transformer in shell.input_transformers_cleanup:
+            shell.input_transformers_cleanup.remove(transformer)
     shell._mlops_tracker = None
 
 

@@ -32,6 +32,7 @@ TRACK_CELL = re.compile(r"^[ \t]*%%mlops[ \t]+track\b([^\n]*)")
 TAG_PREFIX = "mlops:"
 RESTORED_CELL = re.compile(r"^# mlops: restored stage=(\S*)")
 RUN_ID_ENV_VAR = "MLOPS_NB_RUN_ID"  # set by the pipeline runner: record into this run
+CACHE_ENV_VAR = "MLOPS_NB_CACHE"  # set by `mlops-nb run --cache`
 
 
 @dataclass
@@ -58,6 +59,8 @@ class _Pending:
     before: dict[str, capture_data.DataSnapshot] = field(default_factory=dict)
     tokens: dict[str, Any] = field(default_factory=dict)
     notes: list[tuple[str, str]] = field(default_factory=list)
+    cache_key: str | None = None
+    cached_from: tuple[str, int] | None = None  # (run id, cell seq) this cell was restored from
 
 
 @dataclass
@@ -85,6 +88,9 @@ class Tracker:
         self.run: Run | None = None
         self.record_all = False
         self.checkpointing = False  # on in pipeline runs: what each cell wrote is saved
+        self.caching = False  # on with `mlops-nb run --cache`: reuse matching recorded cells
+        self._produced_by: dict[str, str] = {}  # variable -> cache key of the cell that wrote it
+        self._cache_hits: dict[str, tuple[str, str, int]] = {}  # raw hash -> (key, run, seq)
         self.show_summary = True
         self.notebook_path: str | None = None
         self.cell_seq = 0
@@ -121,6 +127,7 @@ class Tracker:
             self.run = self.log.attach_run(handed_over)
             self.record_all = True
             self.checkpointing = True
+            self.caching = os.environ.get(CACHE_ENV_VAR) == "1"
         else:
             self.run = self.log.start_run(experiment=experiment, **context)
         self._record_environment(first=True)
@@ -224,6 +231,12 @@ class Tracker:
             elif capture_estimators.is_estimator(value):
                 pending.tokens[variable] = capture_estimators.fit_token(value)
         self._check_staleness(pending)
+        hit = self._cache_hits.pop(source_hash(raw.rstrip()), None)
+        if hit is not None:
+            pending.cache_key, run_id, seq = hit
+            pending.cached_from = (run_id, seq)
+        elif self.checkpointing:
+            pending.cache_key = self._cache_key(pending.source, names)
         pending.started = time.perf_counter()  # do not count our own snapshots
         self.pending = pending
 
@@ -347,10 +360,18 @@ class Tracker:
         if pending.cell_id:
             self._cell_sources[pending.cell_id] = code_hash
         status = "error" if error else "ok"
+        metrics = run.drain_recent()
         if not error and RESTORED_CELL.match(pending.source):
             status = "restored"
+        elif not error and pending.cached_from is not None:
+            status = "cached"
+            source_run, source_seq = pending.cached_from
+            pending.notes.append(("cached", f"restored from run {source_run} cell {source_seq}"))
+            for variable in pending.names.writes | pending.names.mutates:
+                self._produced_by[variable] = pending.cache_key or ""
         elif not error and self.checkpointing:
-            self._checkpoint(pending, seq, rows)
+            # a cell that logs metrics is not reused: its metrics must be logged again
+            self._checkpoint(pending, seq, rows, cacheable=not metrics)
         rows.append(("cells", {
             "run_id": run.run_id, "cell_seq": seq, "cell_id": pending.cell_id,
             "execution_count": pending.execution_count, "stage": pending.stage,
@@ -364,7 +385,8 @@ class Tracker:
         for kind, message in pending.notes:
             rows.append(("notes", {"run_id": run.run_id, "cell_seq": seq, "kind": kind,
                                    "message": message, "created_at": time.time()}))  # fmt: skip
-            self._warn(kind, f"this run is not reproducible as recorded: {message}")
+            if kind in ("stale-input", "out-of-order"):
+                self._warn(kind, f"this run is not reproducible as recorded: {message}")
         for table, row in rows:
             run.log_record(table, row)
         self._record_environment(first=False)
@@ -377,7 +399,7 @@ class Tracker:
             changes=changes,
             changed_names=changed_names,
             models=models,
-            metrics=run.drain_recent(),
+            metrics=metrics,
             notes=[message for _, message in pending.notes],
         )
 
@@ -437,12 +459,15 @@ class Tracker:
             fitted.append(f"{variable}: {described['class_name'].rsplit('.', 1)[-1]}")
         return fitted
 
-    def _checkpoint(self, pending: _Pending, seq: int, rows: list) -> None:
-        """Save what the cell wrote, so a failed pipeline can resume after this cell."""
+    def _checkpoint(self, pending: _Pending, seq: int, rows: list, cacheable: bool) -> None:
+        """Save what the cell wrote, so a failed pipeline can resume after this cell (and,
+        when every value could be saved, a later run with the same inputs can reuse it)."""
         run = self.run
         assert run is not None and self.log is not None
         namespace = self.shell.user_ns
         folder = self.log.artifacts_dir / "checkpoints" / run.run_id / str(seq)
+        saved_rows = []
+        complete = True
         for variable in sorted(pending.names.writes | pending.names.mutates):
             if variable not in namespace:
                 continue
@@ -451,15 +476,75 @@ class Tracker:
                 continue
             saved = capture_checkpoint.save_value(value, folder, variable)
             if saved is None:
+                complete = False
                 self._warn("checkpoint", f"{variable!r} cannot be saved: a resume will lack it")
                 continue
             fmt, path = saved
-            rows.append(("checkpoints", {
+            saved_rows.append({
                 "run_id": run.run_id, "cell_seq": seq, "stage": pending.stage,
                 "name": variable, "format": fmt,
                 "path": str(path.relative_to(self.log.artifacts_dir)),
                 "size": path.stat().st_size, "cache_key": None, "created_at": time.time(),
-            }))  # fmt: skip
+            })  # fmt: skip
+        key = pending.cache_key if cacheable and complete and saved_rows else None
+        for row in saved_rows:
+            row["cache_key"] = key
+            rows.append(("checkpoints", row))
+        if pending.cache_key:
+            for variable in pending.names.writes | pending.names.mutates:
+                self._produced_by[variable] = pending.cache_key
+
+    def _cache_key(self, source: str, names: CodeNames) -> str | None:
+        """Hash of the code and of everything it reads, or None if an input has no stable
+        identity (an object that is neither data, a plain value, nor made by a keyed cell)."""
+        namespace = self.shell.user_ns
+        parts = [source.rstrip()]  # IPython may add a final newline before transforming
+        for variable in sorted(names.reads):
+            if variable not in namespace:
+                continue
+            value = namespace[variable]
+            if not capture_checkpoint.is_checkpointable(variable, value):
+                parts.append(f"{variable}=<definition>")
+            elif capture_data.is_data(value):
+                parts.append(f"{variable}={self._current_snapshot(variable, value).fingerprint}")
+            elif (simple := capture_checkpoint.simple_value_key(value)) is not None:
+                parts.append(f"{variable}={simple}")
+            elif variable in self._produced_by:
+                parts.append(f"{variable}=<{self._produced_by[variable]}>")
+            else:
+                return None
+        return source_hash("\n".join(parts))
+
+    def cache_transform(self, lines: list[str]) -> list[str]:
+        """Input transformer: a cell matching a recorded one is replaced by a restore."""
+        if not self.caching or self.run is None or self.log is None or not lines:
+            return lines
+        raw = "".join(lines)
+        match = TRACK_CELL.match(raw)
+        if not match:
+            return lines
+        try:
+            body = raw[match.end() :].removeprefix("\n")
+            key = self._cache_key(body, names_in(body))
+            if key is None:
+                return lines
+            found = self.log.sql(
+                "SELECT k.run_id, k.cell_seq FROM checkpoints k JOIN cells c "
+                "ON c.run_id = k.run_id AND c.cell_seq = k.cell_seq "
+                f"WHERE k.cache_key = '{key}' AND c.status = 'ok' "
+                "ORDER BY k.created_at DESC LIMIT 1"
+            )
+        except Exception as error:  # noqa: BLE001 - no cache then, the cell just runs
+            self._warn("cache", f"cache lookup failed, running the cell: {error}")
+            return lines
+        if found.empty:
+            return lines
+        run_id, seq = str(found["run_id"][0]), int(found["cell_seq"][0])
+        self._cache_hits[source_hash(raw.rstrip())] = (key, run_id, seq)
+        from mlops_nb.pipeline.resume import definitions_only
+
+        replacement = f"%mlops restore {run_id} --cell {seq}\n" + definitions_only(body)
+        return [lines[0], *[line + "\n" for line in replacement.splitlines()]]
 
     def restore(
         self,

@@ -43,6 +43,8 @@ class PipelineResult:
     failed_cell: int | None = None
     failed_stage: str | None = None
     resumed: Any = None  # the ResumePlan when this run resumed a failed one
+    cached_cells: int = 0
+    cached_seconds: float = 0.0
 
 
 def run_from_cli(args: argparse.Namespace) -> int:
@@ -62,12 +64,16 @@ def run_from_cli(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         pipeline=pipeline,
         resume=args.resume,
+        cache=args.cache,
     )
     if result.resumed is not None:
         plan = result.resumed
         saved = f"{plan.skipped_seconds:.1f} s"
         print(f"resumed from run {plan.failed_run_id[:8]} at stage {plan.stage}: skipped "
               f"{plan.skipped_cells} cells, saving {saved} of work")  # fmt: skip
+    if result.cached_cells:
+        print(f"{result.cached_cells} cells restored from the cache, saving "
+              f"{result.cached_seconds:.1f} s of work")  # fmt: skip
     if result.status != "finished":
         print(f"mlops-nb run: {result.error}", file=sys.stderr)
         print(f"run {result.run_id} failed; output notebook kept: {result.output}", file=sys.stderr)
@@ -91,10 +97,12 @@ def run_notebook(
     progress: bool | None = None,
     tags: dict[str, str] | None = None,
     resume: str | None = None,
+    cache: bool = False,
 ) -> PipelineResult:
     """Execute ``notebook`` with ``values`` (already validated) and record it as one run.
 
     ``resume``: the id of a failed run of this notebook to continue from its failed stage.
+    ``cache``: cells whose code and inputs match a recorded successful cell are restored.
     """
     import papermill
 
@@ -137,6 +145,7 @@ def run_notebook(
         "MLOPS_NB_PIPELINE": "1",
         "MLOPS_NB_NOTEBOOK": _local_path(notebook) or notebook,
         "MLOPS_NB_KERNEL": kernel or "python3",
+        "MLOPS_NB_CACHE": "1" if cache else "0",
     }
     mode = (
         ("bar" if sys.stderr.isatty() else "lines")
@@ -155,7 +164,7 @@ def run_notebook(
             execution_timeout=timeout,
             engine_name=_ENGINE_NAME,
             mlops_progress=reporter,
-            kernel_manager_class=_kernel_manager_with(environment),
+            kernel_manager_class=_kernel_manager_with(environment, _kernel_log(output)),
             extra_arguments=[
                 "--IPKernelApp.extensions=mlops_nb",
                 "--IPKernelApp.exec_lines=%mlops track",
@@ -177,8 +186,9 @@ def run_notebook(
     _store_output(run, output)
     run.end("finished")
     log.flush()
+    cached, saved = _cache_savings(log, run.run_id) if cache else (0, 0.0)
     return PipelineResult(run.run_id, "finished", output, time.perf_counter() - started,
-                          resumed=plan)  # fmt: skip
+                          resumed=plan, cached_cells=cached, cached_seconds=saved)  # fmt: skip
 
 
 # ---------------------------------------------------------------------- progress
@@ -252,14 +262,17 @@ def _make_engine():
 _ENGINE_NAME = "mlops_nb"
 
 
-def _kernel_manager_with(environment: dict[str, str]):
-    """A kernel manager class whose kernels get ``environment`` (thread-safe, unlike os.environ)."""
+def _kernel_manager_with(environment: dict[str, str], kernel_log: Path | None = None):
+    """A kernel manager class whose kernels get ``environment`` (thread-safe, unlike os.environ)
+    and write their own stderr (ipykernel's transport warnings...) to ``kernel_log``."""
     from jupyter_client.manager import AsyncKernelManager
 
     class RunKernelManager(AsyncKernelManager):
         async def start_kernel(self, **kwargs):  # type: ignore[override]
             env = dict(kwargs.pop("env", None) or os.environ)
             env.update(environment)
+            if kernel_log is not None and "stderr" not in kwargs:
+                kwargs["stderr"] = open(kernel_log, "ab")  # noqa: SIM115 - the kernel owns it
             return await super().start_kernel(env=env, **kwargs)
 
     return RunKernelManager
@@ -278,6 +291,24 @@ def _describe_failure(error: Exception, pipeline: Pipeline, reporter: _Progress)
     name = type(error).__name__
     detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"the notebook could not run: {name}{': ' + detail if detail else ''}", None, None
+
+
+def _kernel_log(output: str) -> Path | None:
+    """Beside a local output notebook: ``<output>.kernel.log``."""
+    if "://" in output:
+        return None
+    return Path(output).with_suffix(".kernel.log")
+
+
+def _cache_savings(log, run_id: str) -> tuple[int, float]:
+    """How many cells came from the cache, and how long they took where they were computed."""
+    found = log.sql(
+        "SELECT sum(o.duration_s) AS seconds, count(*) AS cells FROM notes n "
+        "JOIN cells o ON o.run_id = regexp_extract(n.message, 'run ([0-9a-f]+) cell', 1) "
+        "AND o.cell_seq = CAST(regexp_extract(n.message, 'cell ([0-9]+)$', 1) AS INTEGER) "
+        f"WHERE n.run_id = '{run_id}' AND n.kind = 'cached'"
+    )
+    return int(found["cells"][0]), float(found["seconds"][0] or 0.0)
 
 
 def _store_output(run, output: str) -> None:
