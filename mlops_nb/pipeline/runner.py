@@ -98,11 +98,13 @@ def run_notebook(
     tags: dict[str, str] | None = None,
     resume: str | None = None,
     cache: bool = False,
+    kernel_env: dict[str, str] | None = None,
 ) -> PipelineResult:
     """Execute ``notebook`` with ``values`` (already validated) and record it as one run.
 
     ``resume``: the id of a failed run of this notebook to continue from its failed stage.
     ``cache``: cells whose code and inputs match a recorded successful cell are restored.
+    ``kernel_env``: extra environment variables for the kernel (a sweep limits BLAS threads).
     """
     import papermill
 
@@ -146,6 +148,7 @@ def run_notebook(
         "MLOPS_NB_NOTEBOOK": _local_path(notebook) or notebook,
         "MLOPS_NB_KERNEL": kernel or "python3",
         "MLOPS_NB_CACHE": "1" if cache else "0",
+        **(kernel_env or {}),
     }
     mode = (
         ("bar" if sys.stderr.isatty() else "lines")
