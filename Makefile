@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
-	cd $(DEMO_DIR) && ../$(VENV)/bin/papermill --cwd . -k python3 \
-		../example_notebooks/churn.ipynb churn-output.ipynb
+	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb run ../example_notebooks/churn.ipynb \
+		-o churn-output.ipynb
+	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb pipeline show ../example_notebooks/churn.ipynb
 	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb runs
 	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb show latest
 	@echo "Executed notebook: $(DEMO_DIR)/churn-output.ipynb; log: $(DEMO_DIR)/.mlops/log.duckdb"

@@ -80,6 +80,6 @@ def test_errors_are_one_line_on_stderr_with_exit_code_2(log_path, tmp_path):
 
 def test_help_and_version_for_every_command():
     assert run_cli("--version").stdout.strip() == f"mlops-nb {mn.__version__}"
-    for command in ("runs", "show", "sql", "experiments"):
+    for command in ("runs", "show", "sql", "experiments", "run", "pipeline", "sweep", "schedule"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage: mlops-nb " + command in result.stdout
