@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("-f", "--file", metavar="PARAMS.yaml")
     schedule.add_argument("--experiment", "-e", metavar="NAME")
     schedule.add_argument("--image", metavar="IMAGE", help="container image (kubernetes, docker)")
+
+    docs = add("docs", "Write the documentation of a notebook pipeline and one of its runs.")
+    docs.add_argument("notebook", metavar="NOTEBOOK")
+    docs.add_argument("--run", metavar="RUN_ID", help="default: the latest finished run of it")
+    docs.add_argument("--out", required=True, metavar="DIR", help="where to write the files")
+    docs.add_argument("--format", default="html,md", metavar="html,md", help="default: both")
     return parser
 
 
@@ -242,12 +248,19 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     return schedule_from_cli(args)
 
 
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from mlops_nb.docs.build import docs_from_cli
+
+    return docs_from_cli(args)
+
+
 _COMMANDS = {
     "runs": _cmd_runs,
     "show": _cmd_show,
     "sql": _cmd_sql,
     "experiments": _cmd_experiments,
     "run": _cmd_run,
+    "docs": _cmd_docs,
     "pipeline": _cmd_pipeline,
     "sweep": _cmd_sweep,
     "schedule": _cmd_schedule,

@@ -100,6 +100,12 @@ def test_usage_errors_are_one_line_and_the_cell_body_does_not_run(shell):
     assert "expected NAME=EXPR" in magic_error(shell, "%mlops log 3")
 
 
+def test_card_cell_is_checked_yaml(shell, capsys):
+    assert run(shell, "%%mlops card\nintended_use: churn outreach\nowner: data team").success
+    assert "model card: 2 fields (intended_use, owner)" in capsys.readouterr().out
+    assert "not valid YAML" in magic_error(shell, "%%mlops card\nowner: [unclosed")
+
+
 def test_help_is_printed_not_raised(shell, capsys):
     assert run(shell, "%mlops --help").success
     assert "track" in capsys.readouterr().out

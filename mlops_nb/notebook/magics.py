@@ -187,7 +187,23 @@ class MlopsMagics(Magics):
         if words and words[0] == "track":
             # reached only when the input transformer did not run (e.g. run_cell_magic)
             return self.shell.run_cell(f"%%mlops {line}\n{cell}", store_history=False)
-        raise UsageError("%%mlops: cell commands are track STAGE and sql (see %mlops --help)")
+        if words and words[0] == "card":
+            return self._card(cell)
+        raise UsageError("%%mlops: cell commands are track STAGE, sql and card (see %mlops --help)")
+
+    def _card(self, cell: str) -> None:
+        """``%%mlops card``: model-card fields (YAML) that ``mlops-nb docs`` reads from the
+        notebook; here they are only checked, so a typo shows up where it was made."""
+        import yaml
+
+        try:
+            fields = yaml.safe_load(cell) or {}
+        except yaml.YAMLError as error:
+            first = str(error).splitlines()[0]
+            raise UsageError(f"%%mlops card: the cell is not valid YAML: {first}") from None
+        if not isinstance(fields, dict):
+            raise UsageError("%%mlops card: write the card as YAML fields, e.g. intended_use: ...")
+        print(f"model card: {len(fields)} fields ({', '.join(map(str, fields))})")
 
     def _log_handle(self):
         import mlops_nb

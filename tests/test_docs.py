@@ -1,0 +1,126 @@
+"""`mlops-nb docs` on a real run of the example notebook: real values, working images, escaping."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import nbformat
+import pytest
+from conftest import REPO, run_cli
+from nbformat.v4 import new_code_cell
+
+import mlops_nb as mn
+
+CHURN = REPO / "example_notebooks" / "churn.ipynb"
+SECTIONS = ("1. Overview", "2. Parameters", "3. Pipeline", "4. Stages",
+            "5. Datasheet for the training data", "6. Model card",
+            "7. Reproducibility")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def churn_run(tmp_path_factory):
+    """One pipeline run of the example notebook, and its docs in both formats."""
+    work = tmp_path_factory.mktemp("docs")
+    result = run_cli("run", CHURN, "-p", "n_customers", "1500", "-p", "n_estimators", "20",
+                     cwd=work)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    docs = run_cli("docs", CHURN, "--out", work / "out", cwd=work)
+    assert docs.returncode == 0, docs.stderr
+    log = mn.open_log(work / ".mlops" / "log.duckdb")
+    record = log.run("latest")
+    log.close()
+    return work, record, docs.stdout
+
+
+def _clean_diff(record) -> dict:
+    clean = record.datasets[record.datasets["name"] == "clean"].iloc[0]
+    return json.loads(clean["diff"])
+
+
+def test_docs_show_the_real_values_of_the_run(churn_run):
+    work, record, printed = churn_run
+    html_path, md_path = work / "out" / "churn.html", work / "out" / "churn.md"
+    assert printed.split() == [str(html_path), str(md_path)]
+    html, md = html_path.read_text(), md_path.read_text()
+    duplicates = _clean_diff(record)["duplicates_removed"]
+    assert duplicates == 188
+    accuracy = f"{record.metrics['accuracy']:.4f}"
+    for text in (html, md):
+        assert f"{duplicates} duplicate rows dropped" in text
+        assert "sklearn.ensemble.RandomForestClassifier" in text
+        assert accuracy in text
+        assert record.run_id in text
+        assert "-p n_customers 1500" in text and "-p n_estimators 20" in text
+        for heading in SECTIONS:
+            assert heading in text
+        for stage in ("ingest", "clean", "explore", "features", "train", "evaluate"):
+            assert f" {stage}<" in text or f" {stage}\n" in text
+    assert re.search(r"<tr><td>n_estimators</td><td><code>20</code></td></tr>", html)
+    assert "| n_estimators | `20` |" in md
+    assert "<svg" in html and "```mermaid\nflowchart LR" in md
+    assert 'href="#stage-clean"' in html  # the table of contents links the stages
+
+
+def test_no_broken_image_in_either_format(churn_run):
+    work, _, _ = churn_run
+    html = (work / "out" / "churn.html").read_text()
+    sources = re.findall(r'<img src="([^"]*)"', html)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    md = (work / "out" / "churn.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert images and all((work / "out" / image).stat().st_size > 1000 for image in images)
+
+
+def test_no_card_cell_gives_placeholders_and_a_card_cell_fills_them(churn_run, tmp_path):
+    work, record, _ = churn_run
+    html = (work / "out" / "churn.html").read_text()
+    assert html.count("To be completed by the author") >= 10  # every card and author field
+    notebook = nbformat.read(CHURN, as_version=4)
+    card = ("%%mlops card\nintended_use: Rank customers for retention calls.\n"
+            "caveats_and_recommendations:\n  - Synthetic data only.\n")  # fmt: skip
+    notebook.cells.append(new_code_cell(card))
+    carded = tmp_path / "churn.ipynb"
+    nbformat.write(notebook, carded)
+    result = run_cli("docs", carded, "--run", record.run_id[:8], "--out", tmp_path / "out",
+                     "--format", "html", "--log", work / ".mlops" / "log.duckdb")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    filled = (tmp_path / "out" / "churn.html").read_text()
+    assert "Rank customers for retention calls." in filled
+    assert "<li>Synthetic data only.</li>" in filled
+    assert (
+        filled.count("To be completed by the author")
+        == html.count("To be completed by the author") - 2
+    )
+    assert "intended_use:" not in filled  # the card cell is not part of any stage's code
+
+
+def test_user_text_with_html_in_it_is_escaped(churn_run, tmp_path):
+    work, record, _ = churn_run
+    notebook = nbformat.read(CHURN, as_version=4)
+    notebook.cells[0].source = "# Churn <script>alert(1)</script>\n\nPurpose <b>bold</b>."
+    notebook.cells.append(new_code_cell("%%mlops card\nfactors: <img src=x onerror=alert(2)>"))
+    hostile = tmp_path / "churn.ipynb"
+    nbformat.write(notebook, hostile)
+    result = run_cli("docs", hostile, "--run", record.run_id, "--out", tmp_path / "out",
+                     "--log", work / ".mlops" / "log.duckdb")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    html = (tmp_path / "out" / "churn.html").read_text()
+    assert "<script>" not in html and "<b>bold</b>" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    md = (tmp_path / "out" / "churn.md").read_text()
+    assert md.startswith("# Churn &lt;script&gt;alert(1)&lt;/script&gt;")
+
+
+def test_a_notebook_without_a_finished_run_is_one_line_error(churn_run, tmp_path):
+    work, _, _ = churn_run
+    other = tmp_path / "other.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), other)
+    result = run_cli("docs", other, "--out", tmp_path / "out", "--log",
+                     work / ".mlops" / "log.duckdb")  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "mlops-nb docs: no finished run of other.ipynb in the log: run it with mlops-nb run, "
+        "or pass --run"
+    ]
