@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume", metavar="RUN_ID", help="continue a failed run from its failed stage"
     )
+    run.add_argument("--docs", metavar="DIR", help="write the run's documentation there at the end")
     run.add_argument(
         "--cache", action="store_true",
         help="restore stages whose code, parameters and inputs match a recorded successful stage",

@@ -23,8 +23,9 @@ def churn_run(tmp_path_factory):
     """One pipeline run of the example notebook, and its docs in both formats."""
     work = tmp_path_factory.mktemp("docs")
     result = run_cli("run", CHURN, "-p", "n_customers", "1500", "-p", "n_estimators", "20",
-                     cwd=work)  # fmt: skip
+                     "--docs", work / "published", cwd=work)  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert f"docs: {work / 'published' / 'churn.html'}" in result.stdout  # run --docs
     docs = run_cli("docs", CHURN, "--out", work / "out", cwd=work)
     assert docs.returncode == 0, docs.stderr
     log = mn.open_log(work / ".mlops" / "log.duckdb")
@@ -124,3 +125,58 @@ def test_a_notebook_without_a_finished_run_is_one_line_error(churn_run, tmp_path
         "mlops-nb docs: no finished run of other.ipynb in the log: run it with mlops-nb run, "
         "or pass --run"
     ]
+
+
+def _chromium() -> str:
+    """Debian's Chromium, installed with apt-get (once, under a lock) when it is missing."""
+    import fcntl
+    import os
+    import shutil
+    import subprocess
+
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        pytest.skip("chromium is missing and apt-get cannot install it here (CI runs as root)")
+    with open("/tmp/mlops-nb-apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not shutil.which("chromium"):
+            apt = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "-y", "-qq"]
+            subprocess.run([*apt, "update"], check=True, capture_output=True)
+            subprocess.run([*apt, "install", "--no-install-recommends", "chromium"],
+                           check=True, capture_output=True)  # fmt: skip
+    return shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def test_the_html_renders_in_a_real_browser_without_errors(churn_run, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    work, record, _ = churn_run
+    page_path = work / "out" / "churn.html"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=_chromium(),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            problems: list[str] = []
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.on("requestfailed", lambda request: problems.append(request.url))
+            page.goto(page_path.as_uri())
+            page.wait_for_load_state("load")
+            shot = tmp_path / "churn-docs.png"
+            page.screenshot(path=str(shot), full_page=True)
+            images_ok = page.evaluate(
+                "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+            )
+            headings = page.locator("h2").all_inner_texts()
+        finally:
+            browser.close()
+    assert problems == []
+    assert images_ok
+    assert [h for h in headings if h[:2] in {f"{n}." for n in range(1, 8)}] == list(SECTIONS)
+    assert shot.stat().st_size > 50_000  # a real, full-page picture of the document

@@ -337,3 +337,21 @@ def test_runs_view_compares_runs_and_shows_user_strings_as_text(shell, tmp_path)
     assert "params (1 differ)" in html and "metrics (1 differ)" in html
     assert "<svg" in html and "acc by step" in html
     assert "&lt;img" in html and "<img" not in html
+
+
+def test_docs_magic_documents_the_current_run(shell, tmp_path, monkeypatch, capsys):
+    notebook = tmp_path / "study.ipynb"
+    code = "%%mlops track ingest\nimport pandas as pd\nprices = pd.DataFrame({'p': [1, 2]})"
+    notebook.write_text(json.dumps({"cells": [
+        {"id": "t", "cell_type": "markdown", "metadata": {}, "source": "# Price study\\nWhy."},
+        {"id": "a", "cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+         "source": code},
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))  # fmt: skip
+    monkeypatch.setenv("JPY_SESSION_NAME", str(notebook))
+    run(shell, "%mlops track --experiment prices")
+    run(shell, code, cell_id="a")
+    assert run(shell, f"%mlops docs --out {tmp_path / 'docs'}").success
+    assert f"wrote {tmp_path / 'docs' / 'study.html'}" in capsys.readouterr().out
+    html = (tmp_path / "docs" / "study.html").read_text()
+    assert "Price study" in html and "prices" in html
+    assert (tmp_path / "docs" / "study.md").is_file()

@@ -220,6 +220,8 @@ def collect(notebook: str | Path, log: Any, run_id: str | None = None) -> DocMod
         if stage is not None:
             stage.models.append(model)
     output_nb, output_note = _executed_notebook(log, record)
+    if output_nb is None and record.info.get("source") == "interactive":
+        output_nb, output_note = nb, None  # a notebook run by hand keeps its outputs itself
     if output_nb is not None:
         _add_figures(output_nb, stages)
 

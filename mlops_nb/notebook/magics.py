@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--before", type=int, metavar="SEQ", help="as they were before cell SEQ")
     restore.add_argument("--cell", type=int, metavar="SEQ", help="only what cell SEQ wrote")
     restore.add_argument("--except", dest="skip", metavar="A,B", help="names to leave alone")
+    docs = commands.add_parser(
+        "docs", help="write this notebook's documentation for the current run",
+        description="Write the documentation (HTML and Markdown) of this notebook and its run.",
+    )  # fmt: skip
+    docs.add_argument("--out", default="docs", metavar="DIR", help="default: ./docs")
+    docs.add_argument("--format", default="html,md", metavar="html,md")
+    docs.add_argument("--run", metavar="RUN_ID", help="default: this kernel's run")
     commands.add_parser("status", help="what is being recorded, where")
     commands.add_parser("stop", help="end this kernel's run")
     return parser
@@ -165,6 +172,22 @@ class MlopsMagics(Magics):
         skip = set(args.skip.split(",")) if args.skip else set()
         names = self.tracker.restore(args.run_id, before=args.before, cell=args.cell, skip=skip)
         print(f"restored {len(names)} values from run {args.run_id[:8]}: {', '.join(names)}")
+
+    def _docs(self, args: argparse.Namespace) -> None:
+        from mlops_nb.docs.build import build_docs
+
+        notebook = self.tracker.notebook_path or self.tracker._find_notebook()
+        if not notebook:
+            raise UsageError(
+                "%mlops docs: cannot tell which notebook this is; run it from JupyterLab, "
+                "or use mlops-nb docs NOTEBOOK in a terminal"
+            )
+        run_id = args.run or (self.tracker.run.run_id if self.tracker.run else None)
+        log = self._log_handle()
+        log.flush()
+        formats = [f.strip() for f in args.format.split(",") if f.strip()]
+        for written in build_docs(notebook, args.out, run_id, formats, log.path):
+            print(f"wrote {written}")
 
     def _status(self, args: argparse.Namespace) -> None:
         print(self.tracker.status())

@@ -58,7 +58,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
         values,
         output=args.output,
         experiment=args.experiment,
-        log_path=getattr(args, "log", None),
+        log_path=_log_of(args),
         cwd=args.cwd,
         kernel=args.kernel,
         timeout=args.timeout,
@@ -74,6 +74,11 @@ def run_from_cli(args: argparse.Namespace) -> int:
     if result.cached_cells:
         print(f"{result.cached_cells} cells restored from the cache, saving "
               f"{result.cached_seconds:.1f} s of work")  # fmt: skip
+    if args.docs and result.status == "finished":
+        from mlops_nb.docs.build import build_docs
+
+        for written in build_docs(notebook, args.docs, result.run_id, log_path=_log_of(args)):
+            print(f"docs: {written}")
     if result.status != "finished":
         print(f"mlops-nb run: {result.error}", file=sys.stderr)
         print(f"run {result.run_id} failed; output notebook kept: {result.output}", file=sys.stderr)
@@ -282,6 +287,10 @@ def _kernel_manager_with(environment: dict[str, str], kernel_log: Path | None = 
 
 
 # ---------------------------------------------------------------------- helpers
+def _log_of(args: argparse.Namespace) -> str | None:
+    return getattr(args, "log", None)
+
+
 def _describe_failure(error: Exception, pipeline: Pipeline, reporter: _Progress):
     """One line: which cell, which stage, which exception."""
     from papermill.exceptions import PapermillExecutionError
