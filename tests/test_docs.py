@@ -180,3 +180,36 @@ def test_the_html_renders_in_a_real_browser_without_errors(churn_run, tmp_path):
     assert images_ok
     assert [h for h in headings if h[:2] in {f"{n}." for n in range(1, 8)}] == list(SECTIONS)
     assert shot.stat().st_size > 50_000  # a real, full-page picture of the document
+
+
+def test_sweep_docs_rank_children_chart_each_parameter_and_show_schedule_and_reruns(tmp_path):
+    sweep = run_cli("sweep", CHURN, "-p", "n_estimators", "10,30", "-p", "n_customers", "1500",
+                    "--metric", "roc_auc", "--workers", "2", cwd=tmp_path)  # fmt: skip
+    assert sweep.returncode == 0, sweep.stderr
+    rerun = run_cli("run", CHURN, "-p", "n_estimators", "30", "-p", "n_customers", "1500",
+                    cwd=tmp_path)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    scheduled = run_cli("schedule", CHURN, "--cron", "0 3 * * *", "--target", "cron",
+                        "--out", tmp_path / "deploy", cwd=tmp_path)  # fmt: skip
+    assert scheduled.returncode == 0, scheduled.stderr
+    log = mn.open_log(tmp_path / ".mlops" / "log.duckdb")
+    sweep_run = log.runs(where="tags['mlops.kind'] = 'sweep'")
+    children = log.runs(where=f"parent_run_id = '{sweep_run['run_id'][0]}'",
+                        order_by="metrics.roc_auc DESC")  # fmt: skip
+    log.close()
+    docs = run_cli("docs", CHURN, "--run", sweep_run["run_id"][0], "--out", tmp_path / "site",
+                   cwd=tmp_path)  # fmt: skip
+    assert docs.returncode == 0, docs.stderr
+    markdown = (tmp_path / "site" / "churn.md").read_text()
+    html = (tmp_path / "site" / "churn.html").read_text()
+    ranked = [line for line in markdown.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
+    assert [line.split("|")[2].strip(" `") for line in ranked] == [
+        run_id[:8] for run_id in children["run_id"]
+    ]
+    best = children["run_id"][0]
+    assert f"The sections above describe its best run, `{best}`" in markdown
+    assert (tmp_path / "site" / "churn_files" / "sweep-n_estimators.svg").is_file()
+    assert "roc_auc by n_estimators" in html and "8. Sweep" in html
+    assert "Runs <code>0 3 * * *</code> on cron; next runs:" in html
+    assert children["params.n_estimators"][0] == 30  # seeded: 30 trees beat 10 here
+    assert "reproduced every metric" in markdown  # the re-run had the best child's parameters

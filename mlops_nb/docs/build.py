@@ -112,6 +112,9 @@ class DocModel:
     reproducibility: dict[str, Any]
     metrics: list[tuple[str, str]]
     generated_at: str
+    schedules: list[dict[str, Any]] = field(default_factory=list)
+    reruns: list[dict[str, Any]] = field(default_factory=list)
+    sweep: dict[str, Any] | None = None
     version: str = __version__
 
 
@@ -152,6 +155,9 @@ def build_docs(
             for figure in stage.figures:
                 figures.mkdir(exist_ok=True)
                 (figures / figure.filename).write_bytes(figure.png)
+        for chart in (model.sweep or {}).get("charts", []):
+            figures.mkdir(exist_ok=True)
+            (figures / f"sweep-{chart['param']}.svg").write_text(chart["svg"], encoding="utf-8")
         target = out / f"{stem}.md"
         text = render("report.md.j2", model, figures_dir=figures.name)
         target.write_text(text, encoding="utf-8")
@@ -182,8 +188,17 @@ def render(template: str, model: DocModel, **extra: Any) -> str:
 
 # ---------------------------------------------------------------------- collecting
 def collect(notebook: str | Path, log: Any, run_id: str | None = None) -> DocModel:
-    """Everything the documents show, read from the log and the notebook."""
+    """Everything the documents show, read from the log and the notebook.
+
+    For a sweep run, the document describes its best child run and adds the sweep's ranked
+    table and a chart of the target metric against each swept parameter.
+    """
     record = log.run(run_id or _latest_finished_run(log, Path(notebook).name))
+    sweep = None
+    if record.tags.get("mlops.kind") == "sweep":
+        sweep = _sweep(log, record)
+        if sweep["best_run"]:
+            record = log.run(sweep["best_run"])
     pipeline = read_pipeline(notebook)
     nb = nbformat.read(str(notebook), as_version=4)
     card = read_card(nb)
@@ -252,7 +267,89 @@ def collect(notebook: str | Path, log: Any, run_id: str | None = None) -> DocMod
         reproducibility=reproducibility,
         metrics=[(key, format_number(value)) for key, value in record.metrics.items()],
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        schedules=_schedules(log, Path(notebook).name),
+        reruns=_reruns(log, record),
+        sweep=sweep,
     )
+
+
+def _schedules(log: Any, name: str) -> list[dict[str, Any]]:
+    """The notebook's recorded schedules and their next five run times."""
+    from mlops_nb.pipeline.schedule import next_run_times
+
+    found = log.sql(
+        f"SELECT cron, target FROM schedules WHERE notebook_path = {_sql_text(name)} "
+        f"OR ends_with(notebook_path, {_sql_text('/' + name)}) ORDER BY created_at DESC"
+    )
+    schedules = []
+    for row in found.itertuples():
+        times = [t.strftime("%Y-%m-%d %H:%M %Z").strip() for t in next_run_times(row.cron)]
+        schedules.append({"cron": row.cron, "target": row.target, "next": times})
+    return schedules
+
+
+def _reruns(log: Any, record: Any) -> list[dict[str, Any]]:
+    """Other finished runs of the same notebook with the same parameters: did they reproduce
+    this run's metrics?"""
+    path = record.info.get("notebook_path")
+    if not isinstance(path, str) or not record.metrics:
+        return []
+    candidates = log.runs(
+        where=f"notebook_path = {_sql_text(path)} AND status = 'finished' "
+        f"AND run_id <> {_sql_text(record.run_id)}"
+    )
+    reruns = []
+    for values in candidates.to_dict(orient="records"):  # "params.x" keys: not attributes
+        same_params = all(
+            values.get(f"params.{name}") == value for name, value in record.params.items()
+        )
+        if not same_params:
+            continue
+        differing = [
+            key for key, value in record.metrics.items()
+            if values.get(f"metrics.{key}") != value
+        ]  # fmt: skip
+        reruns.append({"run_id": values["run_id"], "started": _time(values["start_time"]),
+                       "same_metrics": not differing, "differing": differing})  # fmt: skip
+    return reruns[:5]
+
+
+def _sweep(log: Any, record: Any) -> dict[str, Any]:
+    """A sweep's children ranked by its target metric, and one chart per swept parameter."""
+    from mlops_nb.charts import line_chart
+
+    best_keys = [key for key in record.metrics if key.startswith("best_")]
+    metric = best_keys[0][len("best_") :] if best_keys else None
+    order = f"metrics.{metric} DESC NULLS LAST" if metric else "start_time"
+    children = log.runs(where=f"parent_run_id = {_sql_text(record.run_id)}", order_by=order)
+    grid = record.params.get("sweep.grid") or {}
+    swept = [name for name in grid if f"params.{name}" in children.columns]
+    rows = []
+    for rank, values in enumerate(children.to_dict(orient="records"), 1):
+        rows.append({
+            "rank": rank, "run_id": values["run_id"], "status": values["status"],
+            "params": [(name, values.get(f"params.{name}")) for name in swept],
+            "metric": format_number(values.get(f"metrics.{metric}")) if metric else "",
+        })  # fmt: skip
+    charts = []
+    column = f"metrics.{metric}" if metric else None
+    for name in swept:
+        if column is None or column not in children:
+            break
+        points = children[[f"params.{name}", column]].dropna()
+        numeric = pd.to_numeric(points[f"params.{name}"], errors="coerce")
+        if numeric.isna().any() or points.empty:
+            continue
+        ordered = sorted(zip(numeric.tolist(), points[column].tolist(), strict=True))
+        series = {metric: ([x for x, _ in ordered], [y for _, y in ordered])}
+        charts.append({"param": name, "svg": line_chart(series, f"{metric} by {name}")})
+    best = record.tags.get("mlops.best_run") or (rows[0]["run_id"] if rows else None)
+    return {"run_id": record.run_id, "metric": metric, "swept": swept, "rows": rows,
+            "charts": charts, "best_run": best}  # fmt: skip
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def read_card(notebook: nbformat.NotebookNode) -> dict[str, Any]:
