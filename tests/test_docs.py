@@ -80,7 +80,9 @@ def test_no_card_cell_gives_placeholders_and_a_card_cell_fills_them(churn_run, t
     assert html.count("To be completed by the author") >= 10  # every card and author field
     notebook = nbformat.read(CHURN, as_version=4)
     card = ("%%mlops card\nintended_use: Rank customers for retention calls.\n"
-            "caveats_and_recommendations:\n  - Synthetic data only.\n")  # fmt: skip
+            "caveats_and_recommendations:\n  - Synthetic data only.\n"
+            "groups: {column: contract, data: X_test, target: y_test, prediction: predicted}\n"
+            )  # fmt: skip
     notebook.cells.append(new_code_cell(card))
     carded = tmp_path / "churn.ipynb"
     nbformat.write(notebook, carded)
@@ -95,6 +97,9 @@ def test_no_card_cell_gives_placeholders_and_a_card_cell_fills_them(churn_run, t
         == html.count("To be completed by the author") - 2
     )
     assert "intended_use:" not in filled  # the card cell is not part of any stage's code
+    groups = re.findall(r"<tr><td>(month-to-month|one-year|two-year)</td><td>(\d+)</td>", filled)
+    assert [g for g, _ in groups] == ["month-to-month", "one-year", "two-year"]
+    assert sum(int(n) for _, n in groups) == 375  # the whole test set: 25% of 1,500
 
 
 def test_user_text_with_html_in_it_is_escaped(churn_run, tmp_path):

@@ -263,7 +263,10 @@ def collect(notebook: str | Path, log: Any, run_id: str | None = None) -> DocMod
         lineage_mermaid=lineage.to_mermaid(graph),
         stages=stage_list,
         datasheet=_datasheet(training, datasets, card, stage_list),
-        card=_model_card(main_model, models, card, training, record),
+        card={
+            **_model_card(main_model, models, card, training, record),
+            "groups": _group_metrics(log, record, card.get("groups")),
+        },  # fmt: skip
         reproducibility=reproducibility,
         metrics=[(key, format_number(value)) for key, value in record.metrics.items()],
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -622,6 +625,51 @@ def _model_card(model, models, card, training, record) -> dict[str, Any]:
         "evaluation": evaluation,
         "training": training,
     }
+
+
+def _group_metrics(log: Any, record: Any, declared: Any) -> dict[str, Any] | None:
+    """Accuracy per group when the card declares them::
+
+        groups: {column: contract, data: X_test, target: y_test, prediction: predicted}
+
+    The values are the run's checkpoints (saved by pipeline runs), so the numbers are the
+    recorded run's own, recomputed exactly."""
+    if not declared:
+        return None
+    needed = ("column", "data", "target", "prediction")
+    if not isinstance(declared, dict) or any(not declared.get(k) for k in needed):
+        return {"note": "the card's groups need column, data, target and prediction", "rows": []}
+    from mlops_nb.capture.checkpoint import load_value
+
+    names = [declared["data"], declared["target"], declared["prediction"]]
+    saved = log.sql(
+        "SELECT name, format, path FROM checkpoints WHERE run_id = "
+        f"{_sql_text(record.run_id)} AND name IN ({', '.join(map(_sql_text, names))}) "
+        "QUALIFY row_number() OVER (PARTITION BY name ORDER BY cell_seq DESC) = 1"
+    )
+    found = {row.name: (row.format, row.path) for row in saved.itertuples()}
+    missing = [name for name in names if name not in found]
+    if missing:
+        return {"note": f"no saved values for {', '.join(missing)} in this run (per-group "
+                "results need a run made with mlops-nb run)", "rows": []}  # fmt: skip
+    data, target, prediction = (
+        load_value(found[name][0], log.artifacts_dir / found[name][1]) for name in names
+    )
+    column = declared["column"]
+    if column not in getattr(data, "columns", []):
+        return {"note": f"{declared['data']} has no column {column!r}", "rows": []}
+    frame = pd.DataFrame({
+        "group": pd.Series(data[column]).astype(str).to_numpy(),
+        "correct": pd.Series(target).to_numpy() == pd.Series(prediction).to_numpy(),
+        "positive": pd.Series(prediction).to_numpy() == 1,
+    })  # fmt: skip
+    rows = [
+        {"group": group, "count": int(len(part)),
+         "accuracy": format_number(part["correct"].mean()),
+         "positive_rate": format_number(part["positive"].mean())}
+        for group, part in frame.groupby("group", sort=True)
+    ]  # fmt: skip
+    return {"column": column, "note": None, "rows": rows}
 
 
 def _lookup(record, dataset_id: str) -> DatasetDoc | None:
