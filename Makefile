@@ -18,11 +18,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb run ../example_notebooks/churn.ipynb \
-		-o churn-output.ipynb
+		-o churn-output.ipynb --docs docs
 	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb pipeline show ../example_notebooks/churn.ipynb
 	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb runs
 	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb show latest
 	@echo "Executed notebook: $(DEMO_DIR)/churn-output.ipynb; log: $(DEMO_DIR)/.mlops/log.duckdb"
+	@echo "Documentation: $(DEMO_DIR)/docs/churn.html (and churn.md)"
 
 test: $(STAMP)
 	$(PY) -m ruff check mlops_nb tests benchmarks example_notebooks

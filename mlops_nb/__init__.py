@@ -37,6 +37,11 @@ def unload_ipython_extension(shell: Any) -> None:
     unload(shell)
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """``jpserver_extensions = {"mlops_nb": true}`` finds the REST API in mlops_nb.server."""
+    return [{"module": "mlops_nb.server"}]
+
+
 def log_metric(key: str, value: float, step: int | None = None) -> None:
     """Record a metric on the active run (started by ``%mlops track`` or ``start_run``)."""
     active_run().log_metric(key, value, step=step)

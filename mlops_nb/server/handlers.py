@@ -1,0 +1,653 @@
+"""REST handlers over the experiment log, for the JupyterLab sidebar.
+
+Every log call runs in a thread executor, so a slow read (or one waiting for a writer's lock)
+never blocks the server's event loop. Filters arrive as structured JSON and are turned into a
+``where`` expression here, so no SQL text from the browser ever reaches the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import math
+import mimetypes
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+from tornado.ioloop import PeriodicCallback
+
+import mlops_nb
+from mlops_nb.errors import MlopsError, QueryError, RunNotFoundError
+from mlops_nb.log.location import LOG_DIR_NAME, LOG_ENV_VAR, LOG_FILE_NAME
+
+MAX_PAGE_SIZE = 500
+FILTER_OPS = ("=", "!=", "<", "<=", ">", ">=", "contains")
+# Columns of the runs table a filter or a sort may name (as the runs view spells them).
+RUN_FIELDS = (
+    "run_id", "experiment", "name", "status", "start_time", "end_time", "duration_s", "user",
+    "host", "pid", "source", "notebook_path", "git_commit", "git_dirty", "parent_run_id", "error",
+)  # fmt: skip
+_VALUE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_RUN_ID = re.compile(r"[0-9a-zA-Z_-]+")
+PROGRESS_TAG = "mlops.progress"
+STAGE_TAG = "mlops.stage"
+
+
+class BadRequest(Exception):
+    """An input the API refuses; its message goes back to the browser as is."""
+
+
+# ---------------------------------------------------------------------- the log, off the loop
+def log_path(root_dir: str) -> Path:
+    """``$MLOPS_NB_LOG``, else ``.mlops/log.duckdb`` in the server's root folder."""
+    from_env = os.environ.get(LOG_ENV_VAR)
+    if from_env:
+        return Path(from_env).expanduser().absolute()
+    return Path(root_dir).absolute() / LOG_DIR_NAME / LOG_FILE_NAME
+
+
+def open_log(path: Path) -> mlops_nb.Log | None:
+    """The log, or None while nobody has written one yet (list endpoints are then empty)."""
+    if not path.exists():
+        return None
+    return mlops_nb.open_log(path, create=False)
+
+
+async def off_loop(function: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+
+# ---------------------------------------------------------------------- JSON values
+def plain(value: Any) -> Any:
+    """A JSON-ready copy: timestamps as ISO text, numpy scalars as Python, NaN as null."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, str):  # numpy scalars and arrays
+        return plain(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dt.datetime | dt.date):
+        return None if value != value else value.isoformat()  # pandas NaT is not equal to itself
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def records(frame: Any) -> list[dict[str, Any]]:
+    return [plain(row) for row in frame.to_dict(orient="records")]
+
+
+# ---------------------------------------------------------------------- structured filters
+def field_sql(field: Any) -> str:
+    """The ``where`` spelling of a filter or sort field, after checking its name."""
+    if not isinstance(field, str):
+        raise BadRequest(f"field must be a string, got {field!r}")
+    if field == "stage":
+        return f"tags['{STAGE_TAG}']"
+    kind, _, name = field.partition(".")
+    if kind in ("params", "metrics") and name:
+        if not _VALUE_NAME.fullmatch(name):
+            raise BadRequest(f"bad {kind[:-1]} name {name!r}: letters, digits, _ . - only")
+        return f'{kind}."{name}"'
+    if field in RUN_FIELDS:
+        return f'"{field}"'
+    raise BadRequest(
+        f"unknown field {field!r}: use params.<name>, metrics.<name>, stage or one of "
+        f"{', '.join(RUN_FIELDS)}"
+    )
+
+
+def literal_sql(value: Any) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadRequest(f"filter value must be a finite number, got {value!r}")
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise BadRequest(f"filter value must be a string, number, boolean or null, got {value!r}")
+
+
+def condition_sql(condition: Any) -> str:
+    """One ``{"field", "op", "value"}`` condition as SQL over the log's run columns."""
+    if not isinstance(condition, dict) or set(condition) - {"field", "op", "value"}:
+        raise BadRequest('each filter is {"field": ..., "op": ..., "value": ...}')
+    column = field_sql(condition.get("field"))
+    op, value = condition.get("op"), condition.get("value")
+    if op not in FILTER_OPS:
+        raise BadRequest(f"unknown filter op {op!r}: use one of {' '.join(FILTER_OPS)}")
+    if value is None:
+        if op not in ("=", "!="):
+            raise BadRequest(f"null can only be compared with = or !=, not {op}")
+        return f"{column} IS {'NOT ' if op == '!=' else ''}NULL"
+    if op == "contains":
+        text = literal_sql(str(value))
+        return f"contains(lower(CAST({column} AS VARCHAR)), lower({text}))"
+    return f"{column} {op} {literal_sql(value)}"
+
+
+def where_sql(filters: Any) -> str | None:
+    """All conditions joined with AND (None when there are none)."""
+    if filters is None:
+        return None
+    if not isinstance(filters, list):
+        raise BadRequest("filter must be a JSON list of conditions")
+    parts = [condition_sql(condition) for condition in filters]
+    return " AND ".join(f"({part})" for part in parts) or None
+
+
+def run_summary(row: dict[str, Any]) -> dict[str, Any]:
+    """A runs-table row: run columns, then params, metrics and progress grouped."""
+    out: dict[str, Any] = {"params": {}, "metrics": {}}
+    for key, value in row.items():
+        kind, _, name = key.partition(".")
+        if kind in ("params", "metrics") and name:
+            value = plain(value)
+            if value is not None:
+                out[kind][name] = value
+        else:
+            out[key] = plain(value)
+    tags = out.get("tags") or {}
+    out["stage"] = tags.get(STAGE_TAG)
+    out["progress"] = tags.get(PROGRESS_TAG) if out.get("status") == "running" else None
+    return out
+
+
+# ---------------------------------------------------------------------- reads (in a thread)
+def read_experiments(path: Path) -> list[dict[str, Any]]:
+    log = open_log(path)
+    return [] if log is None else records(log.experiments())
+
+
+def read_runs(path: Path, query: dict[str, Any]) -> dict[str, Any]:
+    page, size = query["page"], query["page_size"]
+    log = open_log(path)
+    if log is None:
+        return {"total": 0, "page": page, "page_size": size, "runs": []}
+    frame = log.runs(experiment=query["experiment"], where=query["where"], order_by=query["sort"])
+    rows = frame.iloc[(page - 1) * size : page * size]
+    return {
+        "total": len(frame), "page": page, "page_size": size,
+        "runs": [run_summary(row) for row in rows.to_dict(orient="records")],
+    }  # fmt: skip
+
+
+def read_progress(path: Path) -> list[dict[str, Any]]:
+    log = open_log(path)
+    if log is None:
+        return []
+    frame = log.runs(where="status = 'running'")
+    keep = ("run_id", "experiment", "name", "status", "start_time", "stage", "progress")
+    return [
+        {k: v for k, v in run_summary(row).items() if k in keep}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def read_run(path: Path, run_id: str) -> dict[str, Any]:
+    log = require_log(path)
+    record = log.run(run_id)
+    full = _quoted(record.run_id)
+    histories: dict[str, list[dict[str, Any]]] = {}
+    for point in records(record.metric_history):
+        histories.setdefault(point["key"], []).append(
+            {"step": point["step"], "value": point["value"], "timestamp": point["timestamp"]}
+        )
+    docs = docs_index(path, record.run_id)
+    return {
+        "info": plain(record.info),
+        "params": plain(record.params),
+        "metrics": plain(record.metrics),
+        "metric_history": histories,
+        "tags": plain(record.tags),
+        "cells": records(record.cells.drop(columns=["source"], errors="ignore")),
+        "datasets": records(record.datasets),
+        "lineage": records(record.lineage),
+        "artifacts": [
+            {**artifact, "url": f"artifacts/{record.run_id}/{artifact['sha256']}"}
+            for artifact in records(record.artifacts)
+        ],
+        "models": records(record.models),
+        "environment": records(
+            log.sql(
+                f"SELECT kind, name, version FROM environment WHERE run_id = {full} "
+                "ORDER BY kind, name"
+            )  # fmt: skip
+        ),
+        "notes": records(
+            log.sql(
+                f"SELECT cell_seq, kind, message FROM notes WHERE run_id = {full} "
+                "ORDER BY created_at"
+            )  # fmt: skip
+        ),
+        "docs": docs,
+    }
+
+
+def read_compare(path: Path, ids: list[str]) -> dict[str, Any]:
+    log = require_log(path)
+    found = [log.run(run_id) for run_id in ids]
+    run_ids = [record.run_id for record in found]
+    names = sorted({name for record in found for name in record.params})
+    params = []
+    for name in names:
+        values = [plain(record.params.get(name)) for record in found]
+        params.append({
+            "name": name, "values": dict(zip(run_ids, values, strict=True)),
+            "differs": any(v != values[0] for v in values[1:]),
+        })  # fmt: skip
+    keys = sorted({key for record in found for key in record.metrics})
+    metrics = {
+        key: {record.run_id: plain(record.metrics.get(key)) for record in found} for key in keys
+    }
+    histories: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for record in found:
+        for point in records(record.metric_history):
+            per_run = histories.setdefault(point["key"], {}).setdefault(record.run_id, [])
+            per_run.append({"step": point["step"], "value": point["value"]})
+    return {
+        "runs": [
+            {k: plain(record.info.get(k)) for k in ("run_id", "name", "experiment", "status")}
+            for record in found
+        ],
+        "params": params,
+        "metrics": metrics,
+        "metric_history": histories,
+    }
+
+
+def require_log(path: Path) -> mlops_nb.Log:
+    log = open_log(path)
+    if log is None:
+        raise RunNotFoundError(f"no log at {path} yet: no runs recorded")
+    return log
+
+
+def artifact_file(path: Path, run_id: str, sha256: str) -> tuple[Path, str]:
+    """The stored file of one of the run's artifacts, checked to be inside the artifact store."""
+    if not _SHA256.fullmatch(sha256):
+        raise BadRequest("artifact id must be a sha256 (64 lowercase hex digits)")
+    log = require_log(path)
+    record = log.run(run_id)
+    matches = record.artifacts[record.artifacts["sha256"] == sha256]
+    if matches.empty:
+        raise RunNotFoundError(f"run {record.run_id[:8]} has no artifact {sha256[:12]}")
+    row = matches.iloc[0]
+    return inside(log.artifacts_dir, str(row["stored_path"])), str(row["name"])
+
+
+def inside(folder: Path, relative: str) -> Path:
+    """``folder/relative`` if it is an existing file within folder (no ``..``, no absolute)."""
+    parts = Path(relative).parts
+    if not relative or Path(relative).is_absolute() or ".." in parts or "\\" in relative:
+        raise BadRequest(f"bad file path {relative!r}: a relative path without '..' is needed")
+    base = folder.resolve()
+    target = (base / relative).resolve()
+    if not target.is_relative_to(base):
+        raise BadRequest(f"bad file path {relative!r}: outside the store")
+    if not target.is_file():
+        raise RunNotFoundError(f"no file {relative!r}")
+    return target
+
+
+def docs_dir(path: Path) -> Path:
+    return path.parent / "docs"
+
+
+def docs_index(path: Path, run_id: str) -> str | None:
+    """The URL (relative to the API root) of a run's generated HTML docs, if any were made."""
+    folder = docs_dir(path) / run_id[:8]
+    pages = sorted(folder.glob("*.html")) if folder.is_dir() else []
+    return f"docs-files/{run_id[:8]}/{pages[0].name}" if pages else None
+
+
+def make_docs(path: Path, notebook: Path, run_id: str | None) -> str:
+    from mlops_nb.docs.build import build_docs
+
+    log = require_log(path)
+    if run_id:
+        full = log.run(run_id).run_id
+    else:
+        found = log.sql(
+            "SELECT run_id FROM runs WHERE status = 'finished' AND (notebook_path = "
+            f"{_quoted(str(notebook))} OR ends_with(notebook_path, {_quoted('/' + notebook.name)}))"
+            " ORDER BY start_time DESC LIMIT 1"
+        )
+        if found.empty:
+            raise BadRequest(f"no finished run of {notebook.name} in the log: run it first")
+        full = str(found["run_id"][0])
+    out = docs_dir(path) / full[:8]
+    written = build_docs(notebook, out, full, ("html",), path)
+    return f"docs-files/{full[:8]}/{written[0].name}"
+
+
+# ---------------------------------------------------------------------- pipeline runs
+def notebook_in_root(root_dir: str, notebook: Any) -> Path:
+    """An existing ``.ipynb`` inside the server's root folder, given relative to it."""
+    if not isinstance(notebook, str) or not notebook:
+        raise BadRequest("notebook must be a path relative to the server's root folder")
+    if Path(notebook).is_absolute() or ".." in Path(notebook).parts:
+        raise BadRequest(f"notebook {notebook!r} must be relative to the root, without '..'")
+    root = Path(root_dir).resolve()
+    target = (root / notebook).resolve()
+    if not target.is_relative_to(root):
+        raise BadRequest(f"notebook {notebook!r} is outside the server's root folder")
+    if target.suffix != ".ipynb":
+        raise BadRequest(f"notebook {notebook!r} is not a .ipynb file")
+    if not target.is_file():
+        raise BadRequest(f"no notebook {notebook!r} in the server's root folder")
+    return target
+
+
+def cli_text(value: Any) -> str:
+    """How ``mlops-nb run -p NAME VALUE`` reads a typed value back."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)  # bools as true/false, None as null, lists and dicts as JSON
+
+
+def check_parameters(notebook: Path, values: Any) -> dict[str, Any]:
+    from mlops_nb.pipeline.parameters import load_parameters, resolve
+
+    if not isinstance(values, dict):
+        raise BadRequest("parameters must be a JSON object of name: value")
+    return resolve(load_parameters(notebook), [], values)
+
+
+def read_parameters(notebook: Path) -> list[dict[str, Any]]:
+    from mlops_nb.pipeline.parameters import load_parameters
+
+    return [plain(p.to_record()) for p in load_parameters(notebook)]
+
+
+class ProcessRegistry:
+    """Pipeline runs started by this server; finished ones are reaped so none stays a zombie."""
+
+    def __init__(self) -> None:
+        self.processes: dict[int, tuple[subprocess.Popen, str]] = {}
+        self._reaper: PeriodicCallback | None = None
+
+    def start(self, command: list[str], cwd: str, env: dict[str, str], notebook: str) -> int:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        self.processes[process.pid] = (process, notebook)
+        return process.pid
+
+    def reap(self) -> list[dict[str, Any]]:
+        """Forget processes that ended; the state of every process known before this call."""
+        states = []
+        for pid, (process, notebook) in list(self.processes.items()):
+            code = process.poll()
+            states.append({"pid": pid, "notebook": notebook, "returncode": code})
+            if code is not None:
+                del self.processes[pid]
+        return states
+
+    def start_reaping(self) -> None:
+        self._reaper = PeriodicCallback(self.reap, 2000)
+        self._reaper.start()
+
+
+# ---------------------------------------------------------------------- handlers
+class BaseHandler(APIHandler):
+    """JSON answers and one-line errors: 400 for bad input, 404 for unknown ids."""
+
+    @property
+    def root_dir(self) -> str:
+        return self.settings["mlops_nb_root_dir"]
+
+    @property
+    def log_file(self) -> Path:
+        return log_path(self.root_dir)
+
+    def reply(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(plain(payload)))
+
+    def fail(self, status: int, message: str) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": message.strip().splitlines()[0] if message else ""}))
+
+    async def guarded(self, work: Callable[[], Any]) -> None:
+        """Run ``work`` (a coroutine function) and map user errors to 400/404 answers."""
+        try:
+            await work()
+        except RunNotFoundError as error:
+            self.fail(404, str(error))
+        except (BadRequest, QueryError, MlopsError) as error:
+            self.fail(400, str(error))
+
+    def body(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError as error:
+            raise BadRequest(f"the request body is not JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise BadRequest("the request body must be a JSON object")
+        return data
+
+    def int_argument(self, name: str, default: int) -> int:
+        text = self.get_query_argument(name, str(default))
+        try:
+            value = int(text)
+        except ValueError:
+            raise BadRequest(f"{name} must be an integer, got {text!r}") from None
+        if value < 1:
+            raise BadRequest(f"{name} must be 1 or more, got {value}")
+        return value
+
+
+class HealthHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        path = self.log_file
+        self.reply({"ok": True, "version": mlops_nb.__version__, "log": str(path),
+                    "log_exists": path.exists()})  # fmt: skip
+
+
+class ExperimentsHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> None:
+            self.reply(await off_loop(read_experiments, self.log_file))
+
+        await self.guarded(work)
+
+
+class RunsHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> None:
+            size = self.int_argument("page_size", 50)
+            if size > MAX_PAGE_SIZE:
+                raise BadRequest(f"page_size must be at most {MAX_PAGE_SIZE}, got {size}")
+            raw_filter = self.get_query_argument("filter", "")
+            try:
+                filters = json.loads(raw_filter) if raw_filter else []
+            except ValueError:
+                raise BadRequest("filter must be a JSON list of conditions") from None
+            if not isinstance(filters, list):
+                raise BadRequest("filter must be a JSON list of conditions")
+            for name in ("status", "stage"):
+                value = self.get_query_argument(name, "")
+                if value:
+                    filters.append({"field": name, "op": "=", "value": value})
+            order = self.get_query_argument("order", "desc").lower()
+            if order not in ("asc", "desc"):
+                raise BadRequest(f"order must be asc or desc, got {order!r}")
+            sort = self.get_query_argument("sort", "")
+            query = {
+                "experiment": self.get_query_argument("experiment", "") or None,
+                "where": where_sql(filters),
+                "sort": f"{field_sql(sort)} {order.upper()} NULLS LAST" if sort else None,
+                "page": self.int_argument("page", 1),
+                "page_size": size,
+            }
+            self.reply(await off_loop(read_runs, self.log_file, query))
+
+        await self.guarded(work)
+
+
+class RunHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self, run_id: str) -> None:
+        async def work() -> None:
+            self.reply(await off_loop(read_run, self.log_file, run_id))
+
+        await self.guarded(work)
+
+
+class CompareHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> None:
+            ids = [i.strip() for i in self.get_query_argument("ids", "").split(",") if i.strip()]
+            if not ids:
+                raise BadRequest("ids must list run ids separated by commas")
+            if len(ids) > 50:
+                raise BadRequest(f"compare at most 50 runs at a time, got {len(ids)}")
+            bad = [i for i in ids if not _RUN_ID.fullmatch(i)]
+            if bad:
+                raise BadRequest(f"{bad[0]!r} is not a run id")
+            self.reply(await off_loop(read_compare, self.log_file, ids))
+
+        await self.guarded(work)
+
+
+class FileHandler(BaseHandler):
+    """Sends one file; the subclasses decide which file and are the only confinement check."""
+
+    async def send(self, target: Path, download_name: str | None = None) -> None:
+        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        self.set_header("Content-Type", content_type)
+        if download_name:
+            safe = re.sub(r'["\\\r\n]', "_", download_name)
+            self.set_header("Content-Disposition", f'attachment; filename="{safe}"')
+        self.finish(await off_loop(target.read_bytes))
+
+
+class ArtifactHandler(FileHandler):
+    @tornado.web.authenticated
+    async def get(self, run_id: str, sha256: str) -> None:
+        async def work() -> None:
+            target, name = await off_loop(artifact_file, self.log_file, run_id, sha256)
+            await self.send(target, name)
+
+        await self.guarded(work)
+
+
+class DocsFileHandler(FileHandler):
+    @tornado.web.authenticated
+    async def get(self, relative: str) -> None:
+        async def work() -> None:
+            target = await off_loop(inside, docs_dir(self.log_file), relative)
+            await self.send(target)
+
+        await self.guarded(work)
+
+
+class DocsHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        async def work() -> None:
+            data = self.body()
+            notebook = notebook_in_root(self.root_dir, data.get("notebook"))
+            run_id = data.get("run_id")
+            if run_id is not None and not (isinstance(run_id, str) and _RUN_ID.fullmatch(run_id)):
+                raise BadRequest(f"{run_id!r} is not a run id")
+            url = await off_loop(make_docs, self.log_file, notebook, run_id)
+            self.reply({"url": url})
+
+        await self.guarded(work)
+
+
+class PipelineParametersHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> None:
+            notebook = notebook_in_root(self.root_dir, self.get_query_argument("notebook", ""))
+            self.reply(await off_loop(read_parameters, notebook))
+
+        await self.guarded(work)
+
+
+class PipelineRunsHandler(BaseHandler):
+    @property
+    def registry(self) -> ProcessRegistry:
+        return self.settings["mlops_nb_processes"]
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.reply(self.registry.reap())
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        async def work() -> None:
+            data = self.body()
+            relative = data.get("notebook")
+            notebook = notebook_in_root(self.root_dir, relative)
+            values = await off_loop(check_parameters, notebook, data.get("parameters") or {})
+            command = [sys.executable, "-m", "mlops_nb.cli", "run", str(relative)]
+            for name, value in values.items():
+                command += ["-p", name, cli_text(value)]
+            experiment = data.get("experiment")
+            if experiment is not None:
+                if not isinstance(experiment, str) or not _VALUE_NAME.fullmatch(experiment):
+                    raise BadRequest(f"bad experiment name {experiment!r}")
+                command += ["--experiment", experiment]
+            env = {**os.environ, LOG_ENV_VAR: str(self.log_file)}
+            pid = self.registry.start(command, self.root_dir, env, str(relative))
+            self.reply({"started": True, "pid": pid}, status=202)
+
+        await self.guarded(work)
+
+
+class ProgressHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> None:
+            self.reply(await off_loop(read_progress, self.log_file))
+
+        await self.guarded(work)
+
+
+ROUTES: list[tuple[str, type[BaseHandler]]] = [
+    ("health", HealthHandler),
+    ("experiments", ExperimentsHandler),
+    ("runs", RunsHandler),
+    (r"runs/([^/]+)", RunHandler),
+    ("compare", CompareHandler),
+    (r"artifacts/([^/]+)/([^/]+)", ArtifactHandler),
+    ("docs", DocsHandler),
+    (r"docs-files/(.*)", DocsFileHandler),
+    ("pipeline/parameters", PipelineParametersHandler),
+    ("pipeline/runs", PipelineRunsHandler),
+    ("progress", ProgressHandler),
+]

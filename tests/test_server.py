@@ -1,0 +1,294 @@
+"""The REST API of the server extension, through a real Jupyter server (pytest-jupyter)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import tornado.httpclient
+
+import mlops_nb
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+REPO = Path(__file__).resolve().parent.parent
+CHURN = REPO / "example_notebooks" / "churn.ipynb"
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def jp_server_config():
+    return {"ServerApp": {"jpserver_extensions": {"mlops_nb": True}}}
+
+
+@pytest.fixture
+def seeded(tmp_path, monkeypatch):
+    """A log with four runs: two finished, one failed, one running (with progress tags)."""
+    path = tmp_path / "logdir" / "log.duckdb"
+    monkeypatch.setenv("MLOPS_NB_LOG", str(path))
+    log = mlops_nb.open_log(path)
+    ids = {}
+    for name, lr, acc, status in (
+        ("slow", 0.01, 0.81, "finished"),
+        ("fast", 0.3, 0.93, "finished"),
+        (HOSTILE, 0.1, 0.5, "failed"),
+    ):
+        run = log.start_run("churn", name, params={"lr": lr, "model": "rf", "depth": 4})
+        for step, value in enumerate((acc - 0.2, acc - 0.1, acc)):
+            run.log_metric("acc", value, step=step)
+        if name == "fast":
+            artifact = tmp_path / "model.txt"
+            artifact.write_text("the fitted model")
+            ids["artifact"] = run.log_artifact(artifact)
+        run.end(status)
+        ids[name] = run.run_id
+        time.sleep(0.01)
+    other = log.start_run("other", "live", params={"lr": 0.2})
+    other.set_tags({"mlops.progress": "3/10", "mlops.stage": "train"})
+    other.detach()
+    ids["live"] = other.run_id
+    log.flush()
+    return ids
+
+
+async def get_json(jp_fetch, *parts, **params):
+    response = await jp_fetch("mlops-nb", "api", *parts, params=params)
+    assert response.code == 200
+    return json.loads(response.body)
+
+
+async def error_of(jp_fetch, *parts, method="GET", body=None, **params):
+    """(status, message) of a request the API must refuse."""
+    with pytest.raises(tornado.httpclient.HTTPClientError) as caught:
+        await jp_fetch("mlops-nb", "api", *parts, method=method, body=body, params=params)
+    payload = json.loads(caught.value.response.body)
+    assert payload["message"] and "\n" not in payload["message"]
+    return caught.value.code, payload["message"]
+
+
+async def test_health_says_where_the_log_is(jp_fetch, seeded, tmp_path):
+    health = await get_json(jp_fetch, "health")
+    assert health == {"ok": True, "version": mlops_nb.__version__,
+                      "log": str(tmp_path / "logdir" / "log.duckdb"), "log_exists": True}  # fmt: skip
+
+
+async def test_no_log_yet_gives_empty_lists(jp_fetch, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_NB_LOG", str(tmp_path / "none" / "log.duckdb"))
+    assert (await get_json(jp_fetch, "health"))["log_exists"] is False
+    assert await get_json(jp_fetch, "experiments") == []
+    assert (await get_json(jp_fetch, "runs"))["runs"] == []
+    assert await get_json(jp_fetch, "progress") == []
+
+
+async def test_experiments_have_run_counts(jp_fetch, seeded):
+    experiments = await get_json(jp_fetch, "experiments")
+    assert {e["experiment"]: e["runs"] for e in experiments} == {"churn": 3, "other": 1}
+
+
+async def test_runs_are_paged_and_sorted(jp_fetch, seeded):
+    first = await get_json(jp_fetch, "runs", experiment="churn", sort="params.lr", order="asc",
+                           page="1", page_size="2")  # fmt: skip
+    assert (first["total"], first["page"], first["page_size"]) == (3, 1, 2)
+    assert [r["name"] for r in first["runs"]] == ["slow", HOSTILE]
+    assert first["runs"][0]["params"] == {"lr": 0.01, "model": "rf", "depth": 4}
+    assert first["runs"][0]["metrics"]["acc"] == pytest.approx(0.81)
+    second = await get_json(jp_fetch, "runs", experiment="churn", sort="params.lr", order="asc",
+                            page="2", page_size="2")  # fmt: skip
+    assert [r["name"] for r in second["runs"]] == ["fast"]
+    by_acc = await get_json(jp_fetch, "runs", sort="metrics.acc", order="desc")
+    assert [r["name"] for r in by_acc["runs"]] == ["fast", "slow", HOSTILE, "live"]
+
+
+async def test_structured_filters_combine_with_and(jp_fetch, seeded):
+    conditions = [{"field": "params.lr", "op": "<", "value": 0.2},
+                  {"field": "metrics.acc", "op": ">=", "value": 0.6}]  # fmt: skip
+    found = await get_json(jp_fetch, "runs", filter=json.dumps(conditions))
+    assert [r["name"] for r in found["runs"]] == ["slow"]
+    failed = await get_json(
+        jp_fetch, "runs", filter=json.dumps([{"field": "status", "op": "=", "value": "failed"}])
+    )
+    assert [r["name"] for r in failed["runs"]] == [HOSTILE]
+    assert [r["name"] for r in (await get_json(jp_fetch, "runs", status="failed"))["runs"]] == [
+        HOSTILE
+    ]
+    quoted = [{"field": "name", "op": "contains", "value": "x' OR 1=1 --"}]
+    assert (await get_json(jp_fetch, "runs", filter=json.dumps(quoted)))["total"] == 0
+    onerror = [{"field": "name", "op": "contains", "value": "ONERROR"}]
+    assert (await get_json(jp_fetch, "runs", filter=json.dumps(onerror)))["total"] == 1
+
+
+async def test_running_runs_show_their_progress(jp_fetch, seeded):
+    live = await get_json(jp_fetch, "runs", stage="train")
+    assert [(r["name"], r["progress"], r["stage"]) for r in live["runs"]] == [
+        ("live", "3/10", "train")
+    ]
+    progress = await get_json(jp_fetch, "progress")
+    assert [(p["run_id"], p["progress"], p["stage"]) for p in progress] == [
+        (seeded["live"], "3/10", "train")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"filter": json.dumps([{"field": "params.lr", "op": "LIKE", "value": 1}])}, "op"),
+        ({"filter": json.dumps([{"field": "secret; DROP", "op": "=", "value": 1}])}, "field"),
+        ({"filter": json.dumps([{"field": "params.x y", "op": "=", "value": 1}])}, "name"),
+        ({"filter": json.dumps([{"field": "params.nope", "op": "=", "value": 1}])}, "nope"),
+        ({"filter": json.dumps([{"field": "params.lr", "op": "=", "value": [1]}])}, "value"),
+        ({"filter": "status = 'failed'"}, "JSON"),
+        ({"sort": "random()"}, "field"),
+        ({"order": "sideways"}, "asc"),
+        ({"page": "abc"}, "integer"),
+        ({"page_size": "501"}, "500"),
+    ],
+)
+async def test_bad_run_queries_are_400_with_a_message(jp_fetch, seeded, params, expected):
+    code, message = await error_of(jp_fetch, "runs", **params)
+    assert code == 400
+    assert expected in message
+
+
+async def test_one_run_has_everything_recorded(jp_fetch, seeded):
+    run = await get_json(jp_fetch, "runs", seeded["fast"][:10])
+    assert run["info"]["run_id"] == seeded["fast"]
+    assert run["params"] == {"depth": 4, "lr": 0.3, "model": "rf"}
+    assert run["metrics"]["acc"] == pytest.approx(0.93)
+    assert [p["step"] for p in run["metric_history"]["acc"]] == [0, 1, 2]
+    assert [a["sha256"] for a in run["artifacts"]] == [seeded["artifact"]]
+    assert run["artifacts"][0]["url"] == f"artifacts/{seeded['fast']}/{seeded['artifact']}"
+    assert {"python", "platform"} <= {row["kind"] for row in run["environment"]}
+    for key in ("cells", "datasets", "lineage", "models", "notes"):
+        assert run[key] == []
+    hostile = await get_json(jp_fetch, "runs", seeded[HOSTILE])
+    assert hostile["info"]["name"] == HOSTILE
+
+
+async def test_unknown_run_is_404(jp_fetch, seeded):
+    assert (await error_of(jp_fetch, "runs", "0123abcd"))[0] == 404
+
+
+async def test_compare_flags_params_that_differ(jp_fetch, seeded):
+    ids = [seeded["slow"], seeded["fast"]]
+    compared = await get_json(jp_fetch, "compare", ids=",".join(ids))
+    params = {p["name"]: p for p in compared["params"]}
+    assert params["lr"]["values"] == {ids[0]: 0.01, ids[1]: 0.3}
+    assert params["lr"]["differs"] is True
+    assert params["model"]["differs"] is False
+    assert compared["metrics"]["acc"][ids[1]] == pytest.approx(0.93)
+    assert len(compared["metric_history"]["acc"][ids[0]]) == 3
+    assert (await error_of(jp_fetch, "compare", ids=f"{ids[0]},nothere"))[0] == 404
+    assert (await error_of(jp_fetch, "compare", ids="a'b"))[0] == 400
+
+
+async def test_artifact_download_and_traversal_refused(jp_fetch, seeded):
+    fast, sha = seeded["fast"], seeded["artifact"]
+    response = await jp_fetch("mlops-nb", "api", "artifacts", fast, sha)
+    assert response.body == b"the fitted model"
+    assert "model.txt" in response.headers["Content-Disposition"]
+    for bad in ("..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "abc"):
+        assert (await error_of(jp_fetch, "artifacts", fast, bad))[0] == 400
+    assert (await error_of(jp_fetch, "artifacts", seeded["slow"], sha))[0] == 404
+    assert (await error_of(jp_fetch, "artifacts", fast, "0" * 64))[0] == 404
+
+
+async def test_docs_files_refuse_paths_outside_the_docs_folder(jp_fetch, seeded, tmp_path):
+    (tmp_path / "logdir" / "secret.txt").write_text("no")
+    for bad in ("..%2Fsecret.txt", "%2Fetc%2Fpasswd", "abc%2F..%2F..%2Fsecret.txt"):
+        code, message = await error_of(jp_fetch, "docs-files", bad)
+        assert code == 400, message
+    assert (await error_of(jp_fetch, "docs-files", "nothing.html"))[0] == 404
+
+
+async def test_requests_without_a_token_are_refused(jp_fetch, jp_http_port, jp_base_url, seeded):
+    await get_json(jp_fetch, "health")  # the server is up and answers with the token
+    client = tornado.httpclient.AsyncHTTPClient()
+    for path in ("health", "runs", f"runs/{seeded['fast']}"):
+        url = f"http://localhost:{jp_http_port}{jp_base_url}mlops-nb/api/{path}"
+        response = await client.fetch(url, raise_error=False)
+        assert response.code == 403
+    response = await client.fetch(
+        f"http://localhost:{jp_http_port}{jp_base_url}mlops-nb/api/pipeline/runs",
+        method="POST", body="{}", raise_error=False,
+    )  # fmt: skip
+    assert response.code == 403
+
+
+async def test_pipeline_parameters_are_the_notebooks_typed_parameters(jp_fetch, jp_root_dir):
+    shutil.copy(CHURN, jp_root_dir / "churn.ipynb")
+    parameters = await get_json(jp_fetch, "pipeline", "parameters", notebook="churn.ipynb")
+    by_name = {p["name"]: p for p in parameters}
+    assert by_name["n_customers"]["type"] == "int"
+    assert by_name["n_customers"]["default"] == 10000
+    assert by_name["n_estimators"]["help"] == "trees in the random forest"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"notebook": "../outside.ipynb"}, "'..'"),
+        ({"notebook": "/etc/passwd"}, "relative"),
+        ({"notebook": "missing.ipynb"}, "no notebook"),
+        ({"notebook": "churn.ipynb", "parameters": {"n_customers": "many"}}, "n_customers"),
+        ({"notebook": "churn.ipynb", "parameters": {"nope": 1}}, "unknown parameter"),
+        ({"notebook": "churn.ipynb", "parameters": [1]}, "JSON object"),
+    ],
+)
+async def test_bad_pipeline_requests_are_400(jp_fetch, jp_root_dir, seeded, body, expected):
+    shutil.copy(CHURN, jp_root_dir / "churn.ipynb")
+    code, message = await error_of(
+        jp_fetch, "pipeline", "runs", method="POST", body=json.dumps(body)
+    )
+    assert code == 400
+    assert expected in message
+
+
+async def test_bad_json_body_is_400(jp_fetch, seeded):
+    code, message = await error_of(jp_fetch, "docs", method="POST", body="{not json")
+    assert (code, "not JSON" in message) == (400, True)
+
+
+async def test_a_pipeline_run_started_from_the_api_finishes_and_gets_docs(
+    jp_fetch, jp_root_dir, seeded, tmp_path
+):
+    shutil.copy(CHURN, jp_root_dir / "churn.ipynb")
+    body = {"notebook": "churn.ipynb", "experiment": "from-api",
+            "parameters": {"n_customers": 1500, "n_estimators": 20}}  # fmt: skip
+    response = await jp_fetch(
+        "mlops-nb", "api", "pipeline", "runs", method="POST", body=json.dumps(body)
+    )
+    assert response.code == 202
+    started = json.loads(response.body)
+    assert started["started"] is True and started["pid"] > 0
+
+    deadline = time.monotonic() + 90
+    runs: list[dict] = []
+    while time.monotonic() < deadline:
+        runs = (await get_json(jp_fetch, "runs", experiment="from-api"))["runs"]
+        if runs and runs[0]["status"] != "running":
+            break
+        await asyncio.sleep(1)
+    assert [r["status"] for r in runs] == ["finished"]
+    assert runs[0]["params"]["n_customers"] == 1500
+    assert runs[0]["params"]["n_estimators"] == 20
+    run_id = runs[0]["run_id"]
+
+    response = await jp_fetch(
+        "mlops-nb", "api", "docs", method="POST",
+        body=json.dumps({"notebook": "churn.ipynb", "run_id": run_id}),
+    )  # fmt: skip
+    url = json.loads(response.body)["url"]
+    assert url == f"docs-files/{run_id[:8]}/churn.html"
+    page = await jp_fetch("mlops-nb", "api", *url.split("/"))
+    assert page.code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert run_id in page.body.decode()
+    detail = await get_json(jp_fetch, "runs", run_id)
+    assert detail["docs"] == url
+    assert detail["cells"] and {c["status"] for c in detail["cells"]} == {"ok"}
+    assert [p["returncode"] for p in await get_json(jp_fetch, "pipeline", "runs")] in ([0], [])
+
