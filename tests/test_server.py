@@ -55,6 +55,19 @@ def seeded(tmp_path, monkeypatch):
     return ids
 
 
+@pytest.fixture
+def raw_fetch(http_server_client, jp_http_port, jp_base_url, jp_auth_header):
+    """GET a path sent exactly as written (jp_fetch would quote the % of ``..%2F``)."""
+
+    async def fetch(path: str, token: bool = True) -> tornado.httpclient.HTTPResponse:
+        url = f"http://localhost:{jp_http_port}{jp_base_url}mlops-nb/api/{path}"
+        headers = jp_auth_header if token else {}
+        client = tornado.httpclient.AsyncHTTPClient()
+        return await client.fetch(url, headers=headers, raise_error=False)
+
+    return fetch
+
+
 async def get_json(jp_fetch, *parts, **params):
     response = await jp_fetch("mlops-nb", "api", *parts, params=params)
     assert response.code == 200
@@ -72,8 +85,8 @@ async def error_of(jp_fetch, *parts, method="GET", body=None, **params):
 
 async def test_health_says_where_the_log_is(jp_fetch, seeded, tmp_path):
     health = await get_json(jp_fetch, "health")
-    assert health == {"ok": True, "version": mlops_nb.__version__,
-                      "log": str(tmp_path / "logdir" / "log.duckdb"), "log_exists": True}  # fmt: skip
+    log = str(tmp_path / "logdir" / "log.duckdb")
+    assert health == {"ok": True, "version": mlops_nb.__version__, "log": log, "log_exists": True}
 
 
 async def test_no_log_yet_gives_empty_lists(jp_fetch, tmp_path, monkeypatch):
@@ -161,8 +174,7 @@ async def test_one_run_has_everything_recorded(jp_fetch, seeded):
     assert [p["step"] for p in run["metric_history"]["acc"]] == [0, 1, 2]
     assert [a["sha256"] for a in run["artifacts"]] == [seeded["artifact"]]
     assert run["artifacts"][0]["url"] == f"artifacts/{seeded['fast']}/{seeded['artifact']}"
-    assert {"python", "platform"} <= {row["kind"] for row in run["environment"]}
-    for key in ("cells", "datasets", "lineage", "models", "notes"):
+    for key in ("cells", "datasets", "lineage", "models", "notes", "environment"):
         assert run[key] == []
     hostile = await get_json(jp_fetch, "runs", seeded[HOSTILE])
     assert hostile["info"]["name"] == HOSTILE
@@ -185,33 +197,37 @@ async def test_compare_flags_params_that_differ(jp_fetch, seeded):
     assert (await error_of(jp_fetch, "compare", ids="a'b"))[0] == 400
 
 
-async def test_artifact_download_and_traversal_refused(jp_fetch, seeded):
+async def test_artifact_download_and_traversal_refused(jp_fetch, raw_fetch, seeded):
     fast, sha = seeded["fast"], seeded["artifact"]
     response = await jp_fetch("mlops-nb", "api", "artifacts", fast, sha)
     assert response.body == b"the fitted model"
     assert "model.txt" in response.headers["Content-Disposition"]
     for bad in ("..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "abc"):
-        assert (await error_of(jp_fetch, "artifacts", fast, bad))[0] == 400
+        response = await raw_fetch(f"artifacts/{fast}/{bad}")
+        assert response.code == 400
+        assert json.loads(response.body)["message"]
     assert (await error_of(jp_fetch, "artifacts", seeded["slow"], sha))[0] == 404
     assert (await error_of(jp_fetch, "artifacts", fast, "0" * 64))[0] == 404
 
 
-async def test_docs_files_refuse_paths_outside_the_docs_folder(jp_fetch, seeded, tmp_path):
+async def test_docs_files_refuse_paths_outside_the_docs_folder(raw_fetch, seeded, tmp_path):
     (tmp_path / "logdir" / "secret.txt").write_text("no")
-    for bad in ("..%2Fsecret.txt", "%2Fetc%2Fpasswd", "abc%2F..%2F..%2Fsecret.txt"):
-        code, message = await error_of(jp_fetch, "docs-files", bad)
-        assert code == 400, message
-    assert (await error_of(jp_fetch, "docs-files", "nothing.html"))[0] == 404
+    for bad in ("..%2Fsecret.txt", "%2Fetc%2Fpasswd", "abc%2F..%2F..%2Fsecret.txt",
+                "..%2F..%2Fetc%2Fpasswd"):  # fmt: skip
+        response = await raw_fetch(f"docs-files/{bad}")
+        assert response.code == 400, bad
+        assert json.loads(response.body)["message"]
+    assert (await raw_fetch("docs-files/nothing.html")).code == 404
 
 
-async def test_requests_without_a_token_are_refused(jp_fetch, jp_http_port, jp_base_url, seeded):
+async def test_requests_without_a_token_are_refused(
+    jp_fetch, raw_fetch, jp_http_port, jp_base_url, seeded
+):
     await get_json(jp_fetch, "health")  # the server is up and answers with the token
-    client = tornado.httpclient.AsyncHTTPClient()
-    for path in ("health", "runs", f"runs/{seeded['fast']}"):
-        url = f"http://localhost:{jp_http_port}{jp_base_url}mlops-nb/api/{path}"
-        response = await client.fetch(url, raise_error=False)
-        assert response.code == 403
-    response = await client.fetch(
+    for path in ("health", "runs", f"runs/{seeded['fast']}", "progress"):
+        assert (await raw_fetch(path, token=False)).code == 403
+        assert (await raw_fetch(path, token=True)).code == 200
+    response = await tornado.httpclient.AsyncHTTPClient().fetch(
         f"http://localhost:{jp_http_port}{jp_base_url}mlops-nb/api/pipeline/runs",
         method="POST", body="{}", raise_error=False,
     )  # fmt: skip
@@ -290,5 +306,25 @@ async def test_a_pipeline_run_started_from_the_api_finishes_and_gets_docs(
     detail = await get_json(jp_fetch, "runs", run_id)
     assert detail["docs"] == url
     assert detail["cells"] and {c["status"] for c in detail["cells"]} == {"ok"}
-    assert [p["returncode"] for p in await get_json(jp_fetch, "pipeline", "runs")] in ([0], [])
+    assert {"train", "evaluate"} <= {c["stage"] for c in detail["cells"]}
+    assert "python" in {row["kind"] for row in detail["environment"]}
+    for _ in range(30):  # the process exits soon after the run ends; then it is reaped
+        processes = await get_json(jp_fetch, "pipeline", "runs")
+        if not processes or processes[0]["returncode"] is not None:
+            break
+        await asyncio.sleep(1)
+    assert processes in ([], [{"pid": started["pid"], "notebook": "churn.ipynb", "returncode": 0}])
+    assert await get_json(jp_fetch, "pipeline", "runs") == []
 
+
+def test_openapi_documents_every_route():
+    import re
+
+    import yaml
+
+    from mlops_nb.server.handlers import ROUTES
+
+    spec = yaml.safe_load((REPO / "mlops_nb" / "server" / "openapi.yaml").read_text())
+    documented = {re.sub(r"\{[^}]+\}", "X", path) for path in spec["paths"]}
+    routed = {"/" + re.sub(r"\([^)]*\)", "X", pattern) for pattern, _ in ROUTES}
+    assert routed == documented

@@ -26,7 +26,7 @@ from tornado.ioloop import PeriodicCallback
 
 import mlops_nb
 from mlops_nb.errors import MlopsError, QueryError, RunNotFoundError
-from mlops_nb.log.location import LOG_DIR_NAME, LOG_ENV_VAR, LOG_FILE_NAME
+from mlops_nb.log.location import LOG_ENV_VAR, default_log_path
 
 MAX_PAGE_SIZE = 500
 FILTER_OPS = ("=", "!=", "<", "<=", ">", ">=", "contains")
@@ -48,11 +48,8 @@ class BadRequest(Exception):
 
 # ---------------------------------------------------------------------- the log, off the loop
 def log_path(root_dir: str) -> Path:
-    """``$MLOPS_NB_LOG``, else ``.mlops/log.duckdb`` in the server's root folder."""
-    from_env = os.environ.get(LOG_ENV_VAR)
-    if from_env:
-        return Path(from_env).expanduser().absolute()
-    return Path(root_dir).absolute() / LOG_DIR_NAME / LOG_FILE_NAME
+    """The log the CLI would use if started in the server's root folder."""
+    return default_log_path(root_dir)
 
 
 def open_log(path: Path) -> mlops_nb.Log | None:
@@ -546,11 +543,10 @@ class FileHandler(BaseHandler):
 
     async def send(self, target: Path, download_name: str | None = None) -> None:
         content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        self.set_header("Content-Type", content_type)
         if download_name:
             safe = re.sub(r'["\\\r\n]', "_", download_name)
             self.set_header("Content-Disposition", f'attachment; filename="{safe}"')
-        self.finish(await off_loop(target.read_bytes))
+        self.finish(await off_loop(target.read_bytes), set_content_type=content_type)
 
 
 class ArtifactHandler(FileHandler):
