@@ -103,6 +103,10 @@ def test_runs_filters_with_or_orders_by_metrics_and_limits(log_path):
     top = log.runs(where="metrics.acc IS NOT NULL", order_by="metrics.acc DESC", limit=2)
     assert top["params.lr"].tolist() == [0.01, 0.1]
     assert log.runs(where="tags['team'] = 'fraud'")["experiment"].tolist() == ["other"]
+    page = log.runs(order_by="metrics.acc DESC NULLS LAST", limit=2, offset=1)
+    assert page["metrics.acc"].tolist() == [0.80, 0.70]  # the 2nd and 3rd best
+    assert log.count_runs() == 5 and log.count_runs(experiment="grid") == 4
+    assert log.count_runs(where="params.lr < 0.05 OR params.model = 'boost'") == 2
     assert log.runs(where="name = 'params.lr'").empty  # a string literal is left alone
     with pytest.raises(QueryError, match="unknown param 'depth'.*params logged: lr, model"):
         log.runs(where="params.depth > 3")

@@ -203,16 +203,24 @@ class Log:
         where: str | None = None,
         order_by: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> pd.DataFrame:
         """One row per run, with ``params.<name>`` and latest ``metrics.<key>`` columns.
 
         ``where`` and ``order_by`` are SQL over the columns of the ``runs`` view plus
         ``params.<name>`` and ``metrics.<key>``, with AND, OR, NOT, IN, LIKE...:
         ``log.runs(where="params.lr < 0.1 OR metrics.acc > 0.9", order_by="metrics.acc DESC")``
+        ``limit`` and ``offset`` give one page of the ordered result.
         """
+        cache = self._store.read_cache
         return self._store.read(
-            lambda con: _query_runs(con, experiment, where, order_by, limit, self._store.read_cache)
+            lambda con: _query_runs(con, experiment, where, order_by, limit, cache, offset)
         )
+
+    def count_runs(self, experiment: str | None = None, where: str | None = None) -> int:
+        """How many runs ``runs()`` would return (for paging)."""
+        cache = self._store.read_cache
+        return self._store.read(lambda con: _count_runs(con, experiment, where, cache))
 
     def run(self, run_id: str) -> RunRecord:
         """Everything recorded about one run (a unique id prefix, or "latest")."""
@@ -509,35 +517,23 @@ def _query_runs(
     order_by: str | None,
     limit: int | None,
     cache: dict[str, Any],
+    offset: int = 0,
 ) -> pd.DataFrame:
     """One scan of ``store.run_values`` (runs with their params and latest metrics)."""
-    if "columns" not in cache:  # valid while this read-only connection lives
-        cache["columns"] = wide.existing_columns(con)
-        cache["has_tags"] = bool(con.execute("SELECT count(*) FROM store.tags").fetchone()[0])
-    columns = cache["columns"]
-    expression = f"{where or ''} {order_by or ''}"
-    tags_join = ""
-    if re.search(r"\btags\b", _without_literals(expression)):
-        tags_join = (
-            "LEFT JOIN (SELECT run_id, map(list(key), list(value)) AS tags FROM store.tags "
-            "GROUP BY run_id) t USING (run_id)"
-        )
+    columns = _run_columns(con, cache)
     names = sorted(columns, key=lambda c: (not c.startswith("params."), c))
-    sql = (
+    select = (
         f"SELECT v.* EXCLUDE ({', '.join(_ident(c) for c in columns) or 'run_id'}), "
-        f"{', '.join(['v.run_id'] * (not columns) + [f'v.{_ident(c)}' for c in names])} "
-        f"FROM store.run_values v {tags_join} WHERE TRUE"
+        f"{', '.join(['v.run_id'] * (not columns) + [f'v.{_ident(c)}' for c in names])}"
     )
-    args: dict[str, Any] = {}
-    if experiment:
-        sql += " AND v.experiment = $experiment"
-        args["experiment"] = experiment
-    if where:
-        sql += f" AND ({_qualify_fields(where, columns)})"
+    source, args = _runs_source(columns, experiment, where, order_by)
+    sql = f"{select} {source}"
     order = f"{_qualify_fields(order_by, columns)}, " if order_by else ""
     sql += f" ORDER BY {order}v.start_time DESC"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
+    if offset:
+        sql += f" OFFSET {int(offset)}"
     try:
         frame = con.execute(sql, args).df()
     except duckdb.Error as error:
@@ -553,6 +549,48 @@ def _query_runs(
         )
     frame["tags"] = [tags.get(run_id, {}) for run_id in frame["run_id"]]
     return frame
+
+
+def _count_runs(
+    con: duckdb.DuckDBPyConnection,
+    experiment: str | None,
+    where: str | None,
+    cache: dict[str, Any],
+) -> int:
+    source, args = _runs_source(_run_columns(con, cache), experiment, where, None)
+    try:
+        row = con.execute(f"SELECT count(*) {source}", args).fetchone()
+    except duckdb.Error as error:
+        raise QueryError(f"bad where: {_first_line(error)}") from None
+    return int(row[0]) if row else 0
+
+
+def _run_columns(con: duckdb.DuckDBPyConnection, cache: dict[str, Any]) -> dict[str, str]:
+    if "columns" not in cache:  # valid while this read-only connection lives
+        cache["columns"] = wide.existing_columns(con)
+        cache["has_tags"] = bool(con.execute("SELECT count(*) FROM store.tags").fetchone()[0])
+    return cache["columns"]
+
+
+def _runs_source(
+    columns: dict[str, str], experiment: str | None, where: str | None, order_by: str | None
+) -> tuple[str, dict[str, Any]]:
+    """``FROM ... WHERE ...`` over the wide run table, and its parameters."""
+    expression = f"{where or ''} {order_by or ''}"
+    tags_join = ""
+    if re.search(r"\btags\b", _without_literals(expression)):
+        tags_join = (
+            "LEFT JOIN (SELECT run_id, map(list(key), list(value)) AS tags FROM store.tags "
+            "GROUP BY run_id) t USING (run_id)"
+        )
+    sql = f"FROM store.run_values v {tags_join} WHERE TRUE"
+    args: dict[str, Any] = {}
+    if experiment:
+        sql += " AND v.experiment = $experiment"
+        args["experiment"] = experiment
+    if where:
+        sql += f" AND ({_qualify_fields(where, columns)})"
+    return sql, args
 
 
 def _qualify_fields(expression: str, columns: dict[str, str]) -> str:

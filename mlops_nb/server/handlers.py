@@ -180,10 +180,11 @@ def read_runs(path: Path, query: dict[str, Any]) -> dict[str, Any]:
     log = open_log(path)
     if log is None:
         return {"total": 0, "page": page, "page_size": size, "runs": []}
-    frame = log.runs(experiment=query["experiment"], where=query["where"], order_by=query["sort"])
-    rows = frame.iloc[(page - 1) * size : page * size]
+    rows = log.runs(experiment=query["experiment"], where=query["where"], order_by=query["sort"],
+                    limit=size, offset=(page - 1) * size)  # fmt: skip
+    total = log.count_runs(experiment=query["experiment"], where=query["where"])
     return {
-        "total": len(frame), "page": page, "page_size": size,
+        "total": total, "page": page, "page_size": size,
         "runs": [run_summary(row) for row in rows.to_dict(orient="records")],
     }  # fmt: skip
 
