@@ -27,6 +27,7 @@ import mlops_nb
 from mlops_nb._version import __version__
 from mlops_nb.docs import lineage
 from mlops_nb.errors import MlopsError
+from mlops_nb.log.sqltext import literal as _sql_text
 from mlops_nb.pipeline.notebook import read_pipeline
 
 FORMATS = ("html", "md")
@@ -351,10 +352,6 @@ def _sweep(log: Any, record: Any) -> dict[str, Any]:
             "charts": charts, "best_run": best}  # fmt: skip
 
 
-def _sql_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def read_card(notebook: nbformat.NotebookNode) -> dict[str, Any]:
     """The YAML body of the notebook's ``%%mlops card`` cell, keys normalised (or {})."""
     for cell in notebook.cells:
@@ -388,8 +385,7 @@ def format_number(value: Any) -> str:
 
 # ---------------------------------------------------------------------- pieces
 def _latest_finished_run(log: Any, name: str) -> str:
-    literal = "'" + name.replace("'", "''") + "'"
-    slash = "'/" + name.replace("'", "''") + "'"
+    literal, slash = _sql_text(name), _sql_text("/" + name)
     found = log.sql(
         "SELECT run_id FROM runs WHERE status = 'finished' AND (notebook_path = "
         f"{literal} OR ends_with(notebook_path, {slash})) ORDER BY start_time DESC LIMIT 1"

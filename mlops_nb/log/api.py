@@ -31,6 +31,8 @@ import pyarrow as pa
 from mlops_nb.errors import MlopsError, NoActiveRunError, QueryError, RunNotFoundError
 from mlops_nb.log import values, wide
 from mlops_nb.log.location import artifacts_dir_for, default_log_path
+from mlops_nb.log.sqltext import identifier as _ident
+from mlops_nb.log.sqltext import literal as _literal
 from mlops_nb.log.store import Store, get_store
 
 DEFAULT_EXPERIMENT = "default"
@@ -672,12 +674,6 @@ def _load_run(con: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord:
 
 
 # ---------------------------------------------------------------------- small helpers
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _first_line(error: BaseException) -> str:

@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from mlops_nb.log import wide
+from mlops_nb.log.sqltext import literal as _literal
 
 # Tables whose rows are journaled as-is (``{"op": "row", "table": ..., "row": {...}}``).
 ROW_TABLES = (
@@ -239,10 +240,6 @@ def _insert_metrics(
     )
     touched = con.fetchall()  # only the (run, key) pairs whose latest value moved
     wide.refresh_metrics(con, {key for _, key in touched}, {run_id for run_id, _ in touched})
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _add_metric(metrics: dict[str, list[Any]], run_id: str, key: str, value, step, t) -> None:

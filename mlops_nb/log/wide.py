@@ -15,6 +15,9 @@ from collections.abc import Iterable
 
 import duckdb
 
+from mlops_nb.log.sqltext import identifier as _ident
+from mlops_nb.log.sqltext import literal as _literal
+
 _SQL_TYPE_OF_PARAM = {"int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN"}
 _VALUE_EXPR = {
     "BIGINT": "CAST(max(value_num) FILTER ({}) AS BIGINT)",
@@ -176,11 +179,3 @@ def _ensure_column(
         con.execute(f"ALTER TABLE store.run_values ALTER {_ident(column)} TYPE {wanted}")
         return True
     return False
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

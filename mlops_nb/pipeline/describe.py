@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.errors import LogNotFoundError, MlopsError
+from mlops_nb.log.sqltext import literal as _literal
 from mlops_nb.pipeline.notebook import Pipeline, read_pipeline
 
 
@@ -142,7 +143,3 @@ def _schedules(log, pipeline: Pipeline) -> list[dict[str, Any]]:
         upcoming = [times.get_next(datetime).strftime("%Y-%m-%d %H:%M") for _ in range(5)]
         schedules.append({"cron": row.cron, "target": row.target, "next_runs": upcoming})
     return schedules
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -27,6 +27,7 @@ from tornado.ioloop import PeriodicCallback
 import mlops_nb
 from mlops_nb.errors import MlopsError, QueryError, RunNotFoundError
 from mlops_nb.log.location import LOG_ENV_VAR, default_log_path
+from mlops_nb.log.sqltext import literal as sql_literal
 
 MAX_PAGE_SIZE = 500
 FILTER_OPS = ("=", "!=", "<", "<=", ">", ">=", "contains")
@@ -120,7 +121,7 @@ def literal_sql(value: Any) -> str:
             raise BadRequest(f"filter value must be a finite number, got {value!r}")
         return repr(value)
     if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
+        return sql_literal(value)
     raise BadRequest(f"filter value must be a string, number, boolean or null, got {value!r}")
 
 
@@ -201,14 +202,10 @@ def read_progress(path: Path) -> list[dict[str, Any]]:
     ]
 
 
-def _quoted(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def read_run(path: Path, run_id: str) -> dict[str, Any]:
     log = require_log(path)
     record = log.run(run_id)
-    full = _quoted(record.run_id)
+    full = sql_literal(record.run_id)
     histories: dict[str, list[dict[str, Any]]] = {}
     for point in records(record.metric_history):
         histories.setdefault(point["key"], []).append(
@@ -329,10 +326,10 @@ def make_docs(path: Path, notebook: Path, run_id: str | None) -> str:
     if run_id:
         full = log.run(run_id).run_id
     else:
+        path, suffix = sql_literal(str(notebook)), sql_literal("/" + notebook.name)
         found = log.sql(
             "SELECT run_id FROM runs WHERE status = 'finished' AND (notebook_path = "
-            f"{_quoted(str(notebook))} OR ends_with(notebook_path, {_quoted('/' + notebook.name)}))"
-            " ORDER BY start_time DESC LIMIT 1"
+            f"{path} OR ends_with(notebook_path, {suffix})) ORDER BY start_time DESC LIMIT 1"
         )
         if found.empty:
             raise BadRequest(f"no finished run of {notebook.name} in the log: run it first")
