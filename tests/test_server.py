@@ -308,6 +308,12 @@ async def test_a_pipeline_run_started_from_the_api_finishes_and_gets_docs(
     assert detail["cells"] and {c["status"] for c in detail["cells"]} == {"ok"}
     assert {"train", "evaluate"} <= {c["stage"] for c in detail["cells"]}
     assert "python" in {row["kind"] for row in detail["environment"]}
+    assert detail["notebook"] == "churn.ipynb"
+    nodes = {node["key"]: node for node in detail["graph"]["nodes"]}
+    assert nodes["s:ingest"]["layer"] == 0 and nodes["s:ingest"]["kind"] == "stage"
+    assert any(node["kind"] == "dataset" for node in nodes.values())
+    for start, end in detail["graph"]["edges"]:  # every edge points forward
+        assert nodes[start]["layer"] < nodes[end]["layer"]
     for _ in range(30):  # the process exits soon after the run ends; then it is reaped
         processes = await get_json(jp_fetch, "pipeline", "runs")
         if not processes or processes[0]["returncode"] is not None:
@@ -315,6 +321,43 @@ async def test_a_pipeline_run_started_from_the_api_finishes_and_gets_docs(
         await asyncio.sleep(1)
     assert processes in ([], [{"pid": started["pid"], "notebook": "churn.ipynb", "returncode": 0}])
     assert await get_json(jp_fetch, "pipeline", "runs") == []
+
+
+async def test_schedule_writes_files_inside_the_root(jp_fetch, jp_root_dir, seeded):
+    shutil.copy(CHURN, jp_root_dir / "churn.ipynb")
+    body = {"notebook": "churn.ipynb", "cron": "30 5 * * 1-5", "target": "cron",
+            "out": "schedules/cron", "parameters": {"n_estimators": 50}}  # fmt: skip
+    response = await jp_fetch("mlops-nb", "api", "schedule", method="POST", body=json.dumps(body))
+    answer = json.loads(response.body)
+    assert answer["files"] and all(f.startswith("schedules/cron/") for f in answer["files"])
+    for name in answer["files"]:
+        assert (jp_root_dir / name).is_file()
+    assert "n_estimators" in "".join((jp_root_dir / f).read_text() for f in answer["files"])
+    assert len(answer["next_runs"]) == 5 and answer["next_runs"][0][:3] in ("Mon", "Tue", "Wed",
+                                                                         "Thu", "Fri")  # fmt: skip
+    schedules = mlops_nb.open_log().sql("SELECT cron, target FROM schedules")
+    assert schedules.to_dict(orient="records") == [{"cron": "30 5 * * 1-5", "target": "cron"}]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"cron": "61 * * * *"}, "bad cron expression"),
+        ({"target": "cronn"}, "unknown target"),
+        ({"out": "../elsewhere"}, "'..'"),
+        ({"out": "/tmp/x"}, "relative"),
+        ({"out": ""}, "out must be"),
+        ({"parameters": {"n_estimators": "lots"}}, "n_estimators"),
+    ],
+)
+async def test_bad_schedule_requests_are_400(jp_fetch, jp_root_dir, seeded, change, expected):
+    shutil.copy(CHURN, jp_root_dir / "churn.ipynb")
+    body = {"notebook": "churn.ipynb", "cron": "0 6 * * *", "target": "cron", "out": "s"}
+    code, message = await error_of(
+        jp_fetch, "schedule", method="POST", body=json.dumps({**body, **change})
+    )
+    assert (code, expected in message) == (400, True), message
+    assert not (jp_root_dir / "s").exists()
 
 
 def test_openapi_documents_every_route():

@@ -43,59 +43,97 @@ class ScheduleError(MlopsError):
     """A schedule that cannot be written: a bad cron expression, notebook or option."""
 
 
+@dataclass
+class WrittenSchedule:
+    """What ``write_schedule`` did: the files, the next run times and how to install them."""
+
+    files: list[Path]
+    upcoming: list[datetime]
+    install: str
+    note: str | None  # a warning for the user, e.g. a notebook outside the project
+
+
 def schedule_from_cli(args: argparse.Namespace) -> int:
     """``mlops-nb schedule``: check everything, write the target's files, record the schedule."""
-    import mlops_nb
-
-    target = TARGETS.get(args.target)
-    if target is None:
-        raise ScheduleError(f"unknown target {args.target!r}; known: {', '.join(TARGETS)}")
-    if args.image and not target.image:
-        takes = ", ".join(name for name, t in TARGETS.items() if t.image)
-        raise ScheduleError(f"--image is for the {takes} targets, not {args.target}")
-    cron = check_cron(args.cron)
-    upcoming = next_run_times(cron)
     notebook = Path(args.notebook)
     if not notebook.is_file():
         raise ScheduleError(f"no notebook at {args.notebook}")
+    file_values = load_values_file(args.file) if args.file else None
+    project = Path.cwd()
+    written = write_schedule(
+        notebook, args.cron, args.target, [tuple(pair) for pair in args.parameter], file_values,
+        out=Path(args.out), project=project, experiment=args.experiment, image=args.image,
+        log_path=getattr(args, "log", None),
+    )  # fmt: skip
+    for path in written.files:
+        print(f"wrote {_relative(path, project)}")
+    print(f"next runs (this machine's time zone, {written.upcoming[0].tzname()}):")
+    for when in written.upcoming:
+        print(f"  {when:%a %Y-%m-%d %H:%M}")
+    if written.note:
+        print(f"note: {written.note}")
+    print(f"to install: {written.install}")
+    return 0
+
+
+def write_schedule(
+    notebook: Path,
+    cron: str,
+    target_name: str,
+    pairs: list[tuple[str, str]] | None = None,
+    values: Mapping[str, Any] | None = None,
+    *,
+    out: Path,
+    project: Path,
+    experiment: str | None = None,
+    image: str | None = None,
+    log_path: str | os.PathLike[str] | None = None,
+) -> WrittenSchedule:
+    """Check the target, cron and parameters, write the files and record the schedule.
+
+    ``values`` are typed values (a ``-f`` file, or the sidebar's form), ``pairs`` ``-p`` texts;
+    nothing is written unless everything checks out.
+    """
+    import mlops_nb
+
+    target = TARGETS.get(target_name)
+    if target is None:
+        raise ScheduleError(f"unknown target {target_name!r}; known: {', '.join(TARGETS)}")
+    if image and not target.image:
+        takes = ", ".join(name for name, t in TARGETS.items() if t.image)
+        raise ScheduleError(f"--image is for the {takes} targets, not {target_name}")
+    cron = check_cron(cron)
+    upcoming = next_run_times(cron)
     try:
         declared = load_parameters(notebook)
     except (OSError, ValueError) as error:
-        raise ScheduleError(f"cannot read {args.notebook}: {error}") from None
-    file_values = load_values_file(args.file) if args.file else None
-    values = resolve(declared, [tuple(pair) for pair in args.parameter], file_values)
+        raise ScheduleError(f"cannot read {notebook}: {error}") from None
+    checked = resolve(declared, pairs or [], values)
 
-    log = mlops_nb.open_log(getattr(args, "log", None))
-    project = Path.cwd()
+    log = mlops_nb.open_log(log_path)
     job = Job(
         name=job_name(notebook),
         notebook=_relative(notebook.absolute(), project),
         project=project,
         cron=cron,
-        pairs=parameter_pairs(declared, values),
-        experiment=args.experiment,
-        image=args.image,
+        pairs=parameter_pairs(declared, checked),
+        experiment=experiment,
+        image=image,
         log=log.path,
         bin_dir=_mlops_nb_dir(),
-        out=Path(args.out).absolute(),
+        out=out if out.is_absolute() else project / out,
     )
     written = _write_files(job.out, target.write(job))
     files = [str(path) for path in written]
-    log.add_schedule(job.notebook, cron, args.target, values, str(job.out), files)
+    log.add_schedule(job.notebook, cron, target_name, checked, str(job.out), files)
     log.close()
-
-    for path in written:
-        print(f"wrote {_relative(path, project)}")
-    print(f"next runs (this machine's time zone, {upcoming[0].tzname()}):")
-    for when in upcoming:
-        print(f"  {when:%a %Y-%m-%d %H:%M}")
+    note = None
     if not target.local and Path(job.notebook).is_absolute():
-        print(f"note: {job.notebook} is outside {project}, the folder {args.target} runs from")
+        note = f"{job.notebook} is outside {project}, the folder {target_name} runs from"
     how = target.install.format(
         out=_relative(job.out, project), out_abs=job.out, name=job.name, cron=cron
     )
-    print(f"to install: {how}")
-    return 0
+    return WrittenSchedule(written, upcoming, how, note)
 
 
 # ---------------------------------------------------------------------- cron expressions

@@ -202,9 +202,12 @@ def read_progress(path: Path) -> list[dict[str, Any]]:
     ]
 
 
-def read_run(path: Path, run_id: str) -> dict[str, Any]:
+def read_run(path: Path, run_id: str, root_dir: str) -> dict[str, Any]:
+    from mlops_nb.docs.lineage import build_graph
+
     log = require_log(path)
     record = log.run(run_id)
+    graph = build_graph(record.cells, record.datasets, record.lineage, record.models)
     full = sql_literal(record.run_id)
     histories: dict[str, list[dict[str, Any]]] = {}
     for point in records(record.metric_history):
@@ -239,7 +242,26 @@ def read_run(path: Path, run_id: str) -> dict[str, Any]:
             )  # fmt: skip
         ),
         "docs": docs,
+        "notebook": relative_notebook(root_dir, record.info.get("notebook_path")),
+        "graph": {
+            "nodes": [
+                {k: getattr(node, k) for k in ("key", "label", "detail", "kind", "layer", "row")}
+                for node in graph.nodes.values()
+            ],
+            "edges": [list(edge) for edge in graph.edges],
+        },
     }
+
+
+def relative_notebook(root_dir: str, notebook_path: Any) -> str | None:
+    """A run's notebook relative to the server's root (what the docs form posts), if inside."""
+    if not isinstance(notebook_path, str) or not notebook_path.endswith(".ipynb"):
+        return None
+    root = Path(root_dir).resolve()
+    target = (root / notebook_path).resolve()
+    if not target.is_file() or not target.is_relative_to(root):
+        return None
+    return target.relative_to(root).as_posix()
 
 
 def read_compare(path: Path, ids: list[str]) -> dict[str, Any]:
@@ -514,7 +536,7 @@ class RunHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self, run_id: str) -> None:
         async def work() -> None:
-            self.reply(await off_loop(read_run, self.log_file, run_id))
+            self.reply(await off_loop(read_run, self.log_file, run_id, self.root_dir))
 
         await self.guarded(work)
 
@@ -623,6 +645,51 @@ class PipelineRunsHandler(BaseHandler):
         await self.guarded(work)
 
 
+def write_schedule(root_dir: str, log_file: Path, data: dict[str, Any]) -> dict[str, Any]:
+    from mlops_nb.pipeline.schedule import write_schedule
+
+    notebook = notebook_in_root(root_dir, data.get("notebook"))
+    for key in ("cron", "target", "out"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise BadRequest(f"{key} must be a non-empty string")
+    out = inside_root(root_dir, data["out"])
+    values = data.get("parameters") or {}
+    if not isinstance(values, dict):
+        raise BadRequest("parameters must be a JSON object of name: value")
+    root = Path(root_dir).resolve()
+    written = write_schedule(
+        notebook, data["cron"], data["target"], values=values, out=out, project=root,
+        log_path=log_file,
+    )  # fmt: skip
+    return {
+        "files": [path.relative_to(root).as_posix() for path in written.files],
+        "next_runs": [f"{when:%a %Y-%m-%d %H:%M %Z}".strip() for when in written.upcoming],
+        "install": written.install,
+        "note": written.note,
+    }
+
+
+def inside_root(root_dir: str, relative: str) -> Path:
+    """A folder path inside the server's root: relative, without ``..``, not through a link."""
+    if Path(relative).is_absolute() or ".." in Path(relative).parts:
+        raise BadRequest(f"{relative!r} must be relative to the root, without '..'")
+    root = Path(root_dir).resolve()
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root):
+        raise BadRequest(f"{relative!r} is outside the server's root folder")
+    return target
+
+
+class ScheduleHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        async def work() -> None:
+            data = self.body()
+            self.reply(await off_loop(write_schedule, self.root_dir, self.log_file, data))
+
+        await self.guarded(work)
+
+
 class ProgressHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
@@ -643,5 +710,6 @@ ROUTES: list[tuple[str, type[BaseHandler]]] = [
     (r"docs-files/(.*)", DocsFileHandler),
     ("pipeline/parameters", PipelineParametersHandler),
     ("pipeline/runs", PipelineRunsHandler),
+    ("schedule", ScheduleHandler),
     ("progress", ProgressHandler),
 ]

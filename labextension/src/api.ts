@@ -1,0 +1,150 @@
+/**
+ * The REST API of the mlops_nb server extension (see mlops_nb/server/openapi.yaml).
+ * Every call goes through ServerConnection so the token and _xsrf cookie are sent.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+export type Scalar = string | number | boolean | null;
+
+export interface Health {
+  ok: boolean;
+  version: string;
+  log: string;
+  log_exists: boolean;
+}
+
+export interface Experiment {
+  experiment: string;
+  runs: number;
+  last_run: string | null;
+}
+
+export interface RunSummary {
+  run_id: string;
+  experiment: string;
+  name: string;
+  status: string;
+  start_time: string;
+  duration_s: number | null;
+  params: Record<string, Scalar>;
+  metrics: Record<string, number>;
+  stage: string | null;
+  progress: string | null;
+}
+
+export interface RunsPage {
+  total: number;
+  page: number;
+  page_size: number;
+  runs: RunSummary[];
+}
+
+export interface Condition {
+  field: string;
+  op: string;
+  value: Scalar;
+}
+
+export interface Point {
+  step: number;
+  value: number;
+}
+
+export type Row = Record<string, Scalar>;
+
+export interface RunDetail {
+  info: Row;
+  params: Record<string, Scalar>;
+  metrics: Record<string, number>;
+  metric_history: Record<string, Point[]>;
+  tags: Record<string, string>;
+  cells: Row[];
+  datasets: Row[];
+  lineage: Row[];
+  artifacts: (Row & { url: string })[];
+  models: Row[];
+  environment: Row[];
+  notes: Row[];
+  docs: string | null;
+  notebook: string | null;
+}
+
+export interface Comparison {
+  runs: Row[];
+  params: { name: string; values: Record<string, Scalar>; differs: boolean }[];
+  metrics: Record<string, Record<string, number | null>>;
+  metric_history: Record<string, Record<string, Point[]>>;
+}
+
+export interface Parameter {
+  name: string;
+  type: string;
+  annotation: string;
+  default: unknown;
+  help: string;
+  choices: Scalar[] | null;
+}
+
+export interface ScheduleResult {
+  files: string[];
+  next_runs: string[];
+  install: string;
+}
+
+/** An answer of the API that was not a success; `message` is the server's one line. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string
+  ) {
+    super(message);
+  }
+}
+
+const settings = ServerConnection.makeSettings();
+
+/** The absolute URL of an API path, e.g. for download links and the generated docs. */
+export function apiUrl(path: string): string {
+  return URLExt.join(settings.baseUrl, 'mlops-nb', 'api', path);
+}
+
+/** GET (or POST with a JSON body) an API path and return its JSON answer. */
+export async function request<T>(path: string, body?: unknown): Promise<T> {
+  const init: RequestInit =
+    body === undefined
+      ? { method: 'GET' }
+      : { method: 'POST', body: JSON.stringify(body) };
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(apiUrl(path), init, settings);
+  } catch (error) {
+    throw new ApiError(0, `the Jupyter server does not answer: ${error}`);
+  }
+  const text = await response.text();
+  let data: any = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const message =
+      data && typeof data.message === 'string'
+        ? data.message
+        : `HTTP ${response.status} ${response.statusText}`;
+    throw new ApiError(response.status, message);
+  }
+  return data as T;
+}
+
+/** A query string from the values that are set. */
+export function query(values: Record<string, string | number | undefined>): string {
+  const parts = Object.entries(values)
+    .filter(([, value]) => value !== undefined && value !== '')
+    .map(
+      ([key, value]) =>
+        `${encodeURIComponent(key)}=${encodeURIComponent(String(value))}`
+    );
+  return parts.length ? `?${parts.join('&')}` : '';
+}
