@@ -8,6 +8,7 @@ import re
 import nbformat
 import pytest
 from conftest import REPO, run_cli
+from labserver import launch_chromium
 from nbformat.v4 import new_code_cell
 
 import mlops_nb as mn
@@ -132,39 +133,13 @@ def test_a_notebook_without_a_finished_run_is_one_line_error(churn_run, tmp_path
     ]
 
 
-def _chromium() -> str:
-    """Debian's Chromium, installed with apt-get (once, under a lock) when it is missing."""
-    import fcntl
-    import os
-    import shutil
-    import subprocess
-
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.skip("chromium is missing and apt-get cannot install it here (CI runs as root)")
-    with open("/tmp/mlops-nb-apt.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not shutil.which("chromium"):
-            apt = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "-y", "-qq"]
-            subprocess.run([*apt, "update"], check=True, capture_output=True)
-            subprocess.run([*apt, "install", "--no-install-recommends", "chromium"],
-                           check=True, capture_output=True)  # fmt: skip
-    return shutil.which("chromium") or "/usr/bin/chromium"
-
-
 def test_the_html_renders_in_a_real_browser_without_errors(churn_run, tmp_path):
     from playwright.sync_api import sync_playwright
 
     work, record, _ = churn_run
     page_path = work / "out" / "churn.html"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=_chromium(),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             problems: list[str] = []

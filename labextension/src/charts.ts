@@ -46,8 +46,6 @@ export function lineChart(title: string, series: Series[]): HTMLElement {
     {
       class: 'mlops-chart',
       viewBox: `0 0 ${width} ${height}`,
-      width,
-      height,
       role: 'img'
     },
     s('title', {}, `${title} by step`),
@@ -118,7 +116,7 @@ export function stageTimeline(cells: Row[]): HTMLElement {
   const height = stages.length * rowHeight + 18;
   const svg = s(
     'svg',
-    { class: 'mlops-timeline', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img' },
+    { class: 'mlops-timeline', viewBox: `0 0 ${width} ${height}`, role: 'img' },
     s('title', {}, 'Stage timeline: when each tracked cell ran')
   );
   stages.forEach((stage, row) => {
@@ -152,9 +150,7 @@ export function stageTimeline(cells: Row[]): HTMLElement {
       )
     );
   });
-  svg.appendChild(
-    s('text', { x: label, y: height - 2 }, '0 s'),
-  );
+  svg.appendChild(s('text', { x: label, y: height - 2 }, '0 s'));
   svg.appendChild(
     s('text', { x: width - 4, y: height - 2, 'text-anchor': 'end' }, formatDuration(span / 1000))
   );

@@ -85,8 +85,8 @@ export function formatDuration(seconds: unknown): string {
   return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
 }
 
-/** A timestamp from the API as local "YYYY-MM-DD HH:MM:SS". */
-export function formatTime(value: unknown): string {
+/** A timestamp from the API as local "YYYY-MM-DD HH:MM:SS" (`short`: "MM-DD HH:MM"). */
+export function formatTime(value: unknown, short = false): string {
   if (typeof value !== 'string' || !value) {
     return '';
   }
@@ -95,15 +95,22 @@ export function formatTime(value: unknown): string {
     return value;
   }
   const pad = (n: number) => String(n).padStart(2, '0');
+  if (short) {
+    return `${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  }
   return (
     `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
     `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`
   );
 }
 
-/** A key/value table, e.g. params or run info. */
-export function keyValueTable(values: Record<string, unknown>, klass = ''): HTMLElement {
-  const keys = Object.keys(values).sort();
+/** A key/value table, e.g. params (sorted by key) or run info (in the given order). */
+export function keyValueTable(
+  values: Record<string, unknown>,
+  klass = '',
+  sorted = true
+): HTMLElement {
+  const keys = sorted ? Object.keys(values).sort() : Object.keys(values);
   if (!keys.length) {
     return h('p', { class: 'mlops-empty' }, 'none recorded');
   }

@@ -31,7 +31,7 @@ import {
 import { ParameterFields, parseFilter } from './forms';
 
 const PAGE_SIZE = 50;
-const POLL_MS = 2000;
+const POLL_MS = 1000;
 const TARGETS = ['cron', 'systemd', 'airflow', 'kubernetes', 'gitlab', 'github', 'jenkins', 'docker'];
 
 type View =
@@ -423,9 +423,13 @@ export class MlopsPanel extends Widget {
         },
         h('td', {}, box),
         h('td', { class: 'mlops-status-cell' }, statusBadge(run)),
-        h('td', { class: 'mlops-name', title: run.run_id }, run.name || run.run_id.slice(0, 8)),
+        h(
+          'td',
+          { class: 'mlops-name', title: `${run.name}\n${run.run_id}` },
+          h('span', {}, run.name || run.run_id.slice(0, 8))
+        ),
         h('td', {}, run.stage ?? ''),
-        h('td', { class: 'mlops-time' }, formatTime(run.start_time)),
+        h('td', { class: 'mlops-time', title: formatTime(run.start_time) }, formatTime(run.start_time, true)),
         h('td', {}, formatDuration(run.duration_s)),
         ...columns.map(c => h('td', { class: 'mlops-number' }, formatValue(value(c))))
       );
@@ -500,7 +504,7 @@ export class MlopsPanel extends Widget {
       actions,
       docsMessage,
       h('h3', { class: 'mlops-run-title' }, String(info.name || id.slice(0, 8))),
-      keyValueTable(facts, 'mlops-info'),
+      keyValueTable(facts, 'mlops-info', false),
       section('Parameters', true, keyValueTable(run.params, 'mlops-params')),
       section('Metrics', true, keyValueTable(run.metrics, 'mlops-metrics'), ...charts),
       section('Stage timeline', true, stageTimeline(run.cells)),
@@ -548,7 +552,7 @@ export class MlopsPanel extends Widget {
     );
     const metricRows = Object.entries(data.metrics).map(([key, values]) => {
       const numbers = ids.map(id => values[id]).filter((v): v is number => typeof v === 'number');
-      const best = numbers.length ? Math.max(...numbers) : null;
+      const best = !numbers.length ? null : lowerIsBetter(key) ? Math.min(...numbers) : Math.max(...numbers);
       return h(
         'tr',
         {},
@@ -722,6 +726,11 @@ function statusBadge(run: RunSummary): HTMLElement {
     run.progress ? ` ${run.progress}` : '',
     bar
   );
+}
+
+/** Metrics where smaller wins (losses, errors, times); the rest are scores. */
+function lowerIsBetter(key: string): boolean {
+  return /loss|error|err$|mse|mae|rmse|latency|_ms$|_s$|time/i.test(key);
 }
 
 function formatBytes(value: unknown): string {

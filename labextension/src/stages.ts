@@ -70,9 +70,16 @@ export function trackBadges(panel: NotebookPanel): void {
     for (const cell of panel.content.widgets) {
       const host = cell.inputArea?.node ?? cell.node;
       const stage = stageOf(cell.model);
-      let badge = host.querySelector(':scope > .mlops-stage-badge') as HTMLElement | null;
+      let badge: HTMLElement | null = null;
+      // one badge, in the input area once the cell has one (it can be created after the cell)
+      cell.node.querySelectorAll<HTMLElement>('.mlops-stage-badge').forEach(found => {
+        if (stage && found.parentElement === host && !badge) {
+          badge = found;
+        } else {
+          found.remove();
+        }
+      });
       if (!stage) {
-        badge?.remove();
         continue;
       }
       if (!badge) {
@@ -109,4 +116,5 @@ export function trackBadges(panel: NotebookPanel): void {
   });
   panel.content.modelContentChanged.connect(schedule);
   panel.content.activeCellChanged.connect(schedule);
+  panel.content.cellInViewportChanged.connect(schedule); // lazily rendered cells get badges too
 }
