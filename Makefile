@@ -8,10 +8,14 @@ DEMO_DIR ?= demo-output
 
 .PHONY: demo test bench lint clean
 
-$(STAMP): pyproject.toml
+# The install also builds the JupyterLab extension in labextension/ (jlpm + `jupyter builder`,
+# run by the hatch build hook); removing the old build makes a changed frontend rebuild.
+$(STAMP): pyproject.toml labextension/package.json labextension/yarn.lock \
+		$(wildcard labextension/src/*.ts labextension/style/*)
 	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv \
 		&& $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
+	rm -rf mlops_nb/labextension
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -41,4 +45,5 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check mlops_nb tests benchmarks example_notebooks
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache test-artifacts mlops_nb/labextension \
+		labextension/lib labextension/node_modules labextension/tsconfig.tsbuildinfo

@@ -133,7 +133,7 @@ def running_lab(
     log_path: Path,
     python: str = sys.executable,
     extra_args: tuple[str, ...] = (),
-    env: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Lab]:
     """Start ``jupyter lab`` on a free loopback port; stop it by its PID however the test ends."""
     port = free_port()
@@ -146,7 +146,7 @@ def running_lab(
                "--ServerApp.port_retries=0", *extra_args]  # fmt: skip
     with open(server_log, "w") as out:
         process = subprocess.Popen(
-            command, cwd=root, env=env or lab_environment(workdir, log_path),
+            command, cwd=root, env={**lab_environment(workdir, log_path), **(extra_env or {})},
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
