@@ -281,6 +281,34 @@ def test_run_pipeline_form_starts_a_run_that_finishes_with_docs(page, lab):
     shoot(page, "pipeline-run")
 
 
+def test_schedule_form_writes_the_files_and_lists_the_next_runs(page, lab):
+    server, _, log_path = lab
+    page.goto(server.page_url("lab/tree/churn.ipynb"))
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
+    open_sidebar(page)
+    page.click(f"{PANEL} .mlops-nav-schedule")
+    page.wait_for_selector(f"{PANEL} #mlops-param-seed")
+    page.fill(f"{PANEL} .mlops-cron", "15 4 * * 1")
+    page.select_option(f"{PANEL} .mlops-target", "systemd")
+    page.fill(f"{PANEL} #mlops-param-seed", "7")
+    page.click(f"{PANEL} .mlops-write-schedule")
+    page.wait_for_selector(f"{PANEL} .mlops-form-message ul")
+    files = page.locator(f"{PANEL} .mlops-form-message ul >> nth=0").locator("li")
+    written = files.all_inner_texts()
+    assert written and all(name.startswith("schedules/systemd/") for name in written)
+    assert "seed 7" in "".join((server.root / name).read_text() for name in written)
+    upcoming = page.locator(f"{PANEL} .mlops-form-message ul >> nth=1").locator("li")
+    assert upcoming.count() == 5 and upcoming.first.inner_text().startswith("Mon ")
+    log = mlops_nb.open_log(log_path)
+    assert log.sql("SELECT cron, target FROM schedules").values.tolist() == [["15 4 * * 1",
+                                                                            "systemd"]]  # fmt: skip
+    log.close()
+    page.fill(f"{PANEL} .mlops-cron", "15 25 * * *")
+    page.click(f"{PANEL} .mlops-write-schedule")
+    page.wait_for_selector(f"{PANEL} .mlops-form-message.mlops-error")
+    assert "bad cron expression" in page.inner_text(f"{PANEL} .mlops-form-message")
+
+
 def test_mark_a_cell_with_a_stage_from_the_context_menu(page, lab):
     server, _, _ = lab
     page.goto(server.page_url("lab/tree/stages.ipynb"))

@@ -29,12 +29,14 @@ EXTENSION = "share/jupyter/labextensions/mlops-nb"
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
+    # the build hook runs jlpm and `jupyter builder` from this venv
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
          "--quiet", "-w", str(out), str(REPO)],
         check=True, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
-    )  # fmt: skip  (the build hook runs jlpm and `jupyter builder` from this venv)
+        env={**os.environ, "PATH": path},
+    )  # fmt: skip
     (found,) = out.glob("mlops_nb-*.whl")
     return found
 

@@ -1,0 +1,96 @@
+"""How fast the JupyterLab sidebar shows a log with many runs (target: first page under 1 s).
+
+    python benchmarks/bench_sidebar.py [--runs 10000] [--loads 5]
+
+Seeds a log with N runs (5 params and 5 metrics each), starts a real ``jupyter lab`` on
+loopback and opens it in Debian's Chromium ``--loads`` times. For each page load it measures:
+the panel's own time from its first request to the first page of runs on screen; the time
+from a click on the MLOps tab to rows in the table; switching the experiment picker; and
+turning to the next page. Prints the medians and checks the first page against 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from labserver import launch_chromium, open_sidebar, running_lab, seed_bulk_runs  # noqa: E402
+
+PANEL = "#mlops-nb-sidebar"
+TARGET_MS = 1000.0
+
+
+def _wait_count(page, text: str) -> float:
+    started = time.perf_counter()
+    page.wait_for_function(
+        "t => document.querySelector('#mlops-nb-sidebar .mlops-count')?.textContent === t",
+        arg=text,
+        timeout=30_000,
+    )
+    return (time.perf_counter() - started) * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--loads", type=int, default=5)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    folder = Path(tempfile.mkdtemp(prefix="mlops-nb-bench-sidebar-"))
+    root = folder / "root"
+    root.mkdir()
+    log = root / ".mlops" / "log.duckdb"
+    started = time.perf_counter()
+    seed_bulk_runs(log, args.runs)
+    print(f"seeded {args.runs:,} runs in {time.perf_counter() - started:.1f} s")
+    samples: dict[str, list[float]] = {"start": [], "click": [], "switch": [], "next": []}
+    with running_lab(root, log) as lab, sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        for _ in range(args.loads):
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(lab.page_url())
+            samples["click"].append(open_sidebar(page))
+            samples["start"].append(float(page.get_attribute(PANEL, "data-first-page-ms")))
+            started = time.perf_counter()
+            page.select_option(f"{PANEL} .mlops-experiment", "bulk")
+            page.wait_for_function(
+                "() => document.querySelector('#mlops-nb-sidebar .mlops-experiment').value "
+                "=== 'bulk'"
+            )
+            _wait_count(page, f"1–50 of {args.runs:,}")
+            samples["switch"].append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            page.click(f"{PANEL} .mlops-next")
+            _wait_count(page, f"51–100 of {args.runs:,}")
+            samples["next"].append((time.perf_counter() - started) * 1000)
+            page.close()
+        browser.close()
+
+    labels = {
+        "start": "panel start → first page of runs drawn",
+        "click": "click on the MLOps tab → rows in the table",
+        "switch": "experiment picker → first page of that experiment",
+        "next": "next page",
+    }
+    print(f"\n{args.runs:,} runs, {args.loads} page loads, medians (ms):")
+    verdict = 0
+    for key, label in labels.items():
+        median = statistics.median(samples[key])
+        check = ""
+        if key == "start":
+            ok = median < TARGET_MS
+            check = f"  {'PASS' if ok else 'FAIL'} (< {TARGET_MS:.0f} ms)"
+            verdict |= 0 if ok else 1
+        print(f"  {label:<52} {median:8.0f}{check}")
+    return verdict
+
+
+if __name__ == "__main__":
+    sys.exit(main())
