@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_capture.py
 	$(PY) benchmarks/bench_tracking.py
 	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_sidebar.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check mlops_nb tests benchmarks example_notebooks

@@ -51,8 +51,9 @@ def lab(tmp_path_factory):
         yield server, ids, log
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser():
+    """Per test: playwright's loop must be gone before pytest-jupyter closes the test's loop."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -92,6 +93,13 @@ def widen_sidebar(page, pixels: int = 330) -> None:
     page.mouse.down()
     page.mouse.move(box["x"] + 1 + pixels, box["y"] + box["height"] / 2, steps=5)
     page.mouse.up()
+
+
+def open_churn_with_sidebar(page, server) -> None:
+    """The example notebook open in JupyterLab (the forms' default notebook), and the panel."""
+    page.goto(server.page_url("lab/tree/churn.ipynb"))
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
+    open_sidebar(page)
 
 
 def count_text(page) -> str:
@@ -228,9 +236,7 @@ def test_compare_two_runs_highlights_differences_and_overlays_metrics(page, lab)
 
 def test_run_pipeline_form_starts_a_run_that_finishes_with_docs(page, lab):
     server, _, log_path = lab
-    page.goto(server.page_url("lab/tree/churn.ipynb"))
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
-    open_sidebar(page)
+    open_churn_with_sidebar(page, server)
     widen_sidebar(page)
     page.click(f"{PANEL} .mlops-nav-pipeline")
     page.wait_for_selector(f"{PANEL} #mlops-param-n_customers")
@@ -283,9 +289,7 @@ def test_run_pipeline_form_starts_a_run_that_finishes_with_docs(page, lab):
 
 def test_schedule_form_writes_the_files_and_lists_the_next_runs(page, lab):
     server, _, log_path = lab
-    page.goto(server.page_url("lab/tree/churn.ipynb"))
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
-    open_sidebar(page)
+    open_churn_with_sidebar(page, server)
     page.click(f"{PANEL} .mlops-nav-schedule")
     page.wait_for_selector(f"{PANEL} #mlops-param-seed")
     page.fill(f"{PANEL} .mlops-cron", "15 4 * * 1")
@@ -312,16 +316,16 @@ def test_schedule_form_writes_the_files_and_lists_the_next_runs(page, lab):
 def test_mark_a_cell_with_a_stage_from_the_context_menu(page, lab):
     server, _, _ = lab
     page.goto(server.page_url("lab/tree/stages.ipynb"))
-    cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
-    page.wait_for_selector(".jp-NotebookPanel .mlops-stage-badge[data-stage='clean']",
-                           timeout=60_000)  # fmt: skip
+    notebook = page.locator(".jp-NotebookPanel:visible")  # earlier tests' tabs are restored too
+    cells = notebook.locator(".jp-Notebook .jp-Cell")
+    notebook.locator(".mlops-stage-badge[data-stage='clean']").wait_for(timeout=60_000)
     assert cells.nth(1).locator(".mlops-stage-badge").inner_text() == "clean"
     assert cells.nth(0).locator(".mlops-stage-badge").count() == 0
     cells.nth(0).locator(".jp-InputPrompt").click()
     cells.nth(0).locator(".jp-InputPrompt").click(button="right")
     page.click(".lm-Menu-itemLabel:text-is('MLOps Stage')")
     page.click(".mlops-stage-menu .lm-Menu-itemLabel:text-is('train')")
-    page.wait_for_selector(".jp-NotebookPanel .mlops-stage-badge[data-stage='train']")
+    notebook.locator(".mlops-stage-badge[data-stage='train']").wait_for()
     shoot(page, "stage-badges")
     page.keyboard.press("Control+s")
     saved = server.root / "stages.ipynb"

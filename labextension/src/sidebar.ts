@@ -232,6 +232,9 @@ export class MlopsPanel extends Widget {
       } catch {
         this.pipelinesActive = false;
       }
+      if (!this.pipelinesActive) {
+        await this.loadExperiments(); // a pipeline run may have started a new experiment
+      }
     }
     if (!this.isDisposed) {
       await this.display(this.view, true);
