@@ -77,6 +77,7 @@ export class MlopsPanel extends Widget {
         onchange: () => {
           this.experiment = this.experiments.value;
           this.page = 1;
+          this.columns = null; // another experiment has other params and metrics
           this.display({ kind: 'runs' });
         }
       },
