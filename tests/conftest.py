@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +57,24 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         text=True,
         timeout=120,
     )
+
+
+def debian_command(command: str, package: str) -> str:
+    """The path of ``command``, installing Debian's ``package`` with apt-get (once, under a lock
+    shared by every test process) when it is missing. CI runs as root on Debian, so there it
+    is always found or installed; elsewhere the test is skipped with the reason."""
+    found = shutil.which(command)
+    if found:
+        return found
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        reason = f"{command} is missing and apt-get cannot install {package} here (CI runs as root)"
+        pytest.skip(reason)
+    with open("/tmp/mlops-nb-test-apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if shutil.which(command) is None:
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            apt = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "-y", "-qq"]
+            subprocess.run([*apt, "update"], env=env, check=True, capture_output=True, timeout=600)
+            subprocess.run([*apt, "install", "--no-install-recommends", package], env=env,
+                           check=True, capture_output=True, timeout=1200)  # fmt: skip
+    return shutil.which(command) or command

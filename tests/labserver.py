@@ -7,11 +7,9 @@ as a process (stopped by its PID), and drive the page with playwright.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import debian_command
+
 import mlops_nb
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -29,28 +29,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
-def chromium_path() -> str:
-    """Debian's Chromium, installed with apt-get (once, under a lock) when it is missing."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        import pytest
-
-        pytest.skip("chromium is missing and apt-get cannot install it here (CI runs as root)")
-    with open("/tmp/mlops-nb-apt.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not shutil.which("chromium"):
-            apt = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "-y", "-qq"]
-            subprocess.run([*apt, "update"], check=True, capture_output=True)
-            subprocess.run([*apt, "install", "--no-install-recommends", "chromium"],
-                           check=True, capture_output=True)  # fmt: skip
-    return shutil.which("chromium") or "/usr/bin/chromium"
-
-
 def launch_chromium(playwright):
     """A headless Debian Chromium driven by playwright (its own browser download is unreachable)."""
-    return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+    chromium = debian_command("chromium", "chromium")
+    return playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
 
 
 def seed_bulk_runs(log_path: Path, count: int, experiment: str = "bulk") -> None:

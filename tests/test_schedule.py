@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import REPO, subprocess_env
+from conftest import REPO, debian_command, subprocess_env
 
 from mlops_nb.cli import SCHEDULE_TARGETS
 from mlops_nb.pipeline.parameters import load_parameters, resolve
@@ -187,8 +187,7 @@ def test_cron_converts_to_on_calendar(cron, expected):
 @pytest.mark.parametrize(("cron", "calendars"), CALENDARS)
 def test_systemd_fires_when_cron_does(cron, calendars):
     """systemd-analyze's own next elapses of the OnCalendar values equal croniter's times."""
-    if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze is not installed (it is on the Debian machines CI uses)")
+    debian_command("systemd-analyze", "systemd")
     start = datetime(2026, 2, 27, 23, 59, 30, tzinfo=UTC)  # near the end of a short month
     elapses = set()
     for calendar in calendars:
@@ -436,8 +435,7 @@ def test_cron_wrapper_runs_the_pipeline_and_never_twice_at_once(churn, tricky, t
 
 # ---------------------------------------------------------------------- each tool's verdict
 def test_systemd_units_verify(churn, tricky):
-    if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze is not installed (it is on the Debian machines CI uses)")
+    debian_command("systemd-analyze", "systemd")
     for scheduled in (churn, tricky):
         units = sorted(str(p) for p in scheduled.out["systemd"].iterdir())
         result = subprocess.run(
@@ -626,24 +624,9 @@ def _groovy_shell_steps(jenkinsfile: Path, tmp_path: Path) -> list[str]:
     (tmp_path / "steps.groovy").write_text("[" + ", ".join(literals) + "]")
     (tmp_path / "check.groovy").write_text(_GROOVY_SCRIPT)
     env = {**os.environ, **({"JAVA_HOME": str(JAVA_HOME)} if JAVA_HOME.is_dir() else {})}
-    command = [_groovy(), tmp_path / "check.groovy", jenkinsfile, tmp_path / "steps.groovy"]
+    groovy = debian_command("groovy", "groovy")
+    command = [groovy, tmp_path / "check.groovy", jenkinsfile, tmp_path / "steps.groovy"]
     result = subprocess.run(
         list(map(str, command)), env=env, capture_output=True, text=True, timeout=120, check=True
     )
     return json.loads(result.stdout)
-
-
-def _groovy() -> str:
-    """Debian's groovy, installed with apt-get (once, under a lock) when it is missing."""
-    if shutil.which("groovy") is None:
-        if shutil.which("apt-get") is None or os.geteuid() != 0:
-            pytest.skip("groovy is missing and apt-get cannot install it here (CI runs as root)")
-        with open("/tmp/mlops-nb-test-apt.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if shutil.which("groovy") is None:
-                env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-                apt = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "-y", "-qq"]
-                subprocess.run([*apt, "update"], env=env, check=True, timeout=600)
-                install = [*apt, "install", "--no-install-recommends", "groovy"]
-                subprocess.run(install, env=env, check=True, timeout=1200)
-    return shutil.which("groovy")

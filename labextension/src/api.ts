@@ -90,6 +90,7 @@ export interface ScheduleResult {
   files: string[];
   next_runs: string[];
   install: string;
+  note: string | null;
 }
 
 /** An answer of the API that was not a success; `message` is the server's one line. */

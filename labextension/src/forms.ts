@@ -38,7 +38,8 @@ export class ParameterFields {
     const id = `mlops-param-${parameter.name}`;
     const type = parameter.type;
     let input: HTMLInputElement | HTMLSelectElement;
-    let value: () => unknown;
+    let value: () => unknown; // the typed value sent to the server
+    let state: () => string; // what the user sees, to tell whether it changed
     if (parameter.choices && parameter.choices.length) {
       const choices = parameter.choices;
       const select = h('select', { id, name: parameter.name });
@@ -49,11 +50,13 @@ export class ParameterFields {
       });
       input = select;
       value = () => choices[Number(select.value)];
+      state = () => select.value;
     } else if (type === 'bool') {
       const box = h('input', { id, name: parameter.name, type: 'checkbox' });
       box.checked = parameter.default === true;
       input = box;
       value = () => box.checked;
+      state = () => String(box.checked);
     } else {
       const numeric = type === 'int' || type === 'float';
       const field = h('input', {
@@ -66,15 +69,10 @@ export class ParameterFields {
       field.value = textOf(parameter.default);
       input = field;
       value = () => parseField(parameter, field.value);
+      state = () => field.value;
     }
-    const initial = textOf(input instanceof HTMLInputElement && input.type === 'checkbox' ? input.checked : input.value);
-    this.readers.push(() => {
-      const now =
-        input instanceof HTMLInputElement && input.type === 'checkbox'
-          ? textOf(input.checked)
-          : input.value;
-      return now === initial ? null : [parameter.name, value()];
-    });
+    const initial = state();
+    this.readers.push(() => (state() === initial ? null : [parameter.name, value()]));
     this.node.appendChild(
       h(
         'div',

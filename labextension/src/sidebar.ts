@@ -278,36 +278,31 @@ export class MlopsPanel extends Widget {
       }
     });
     const filterError = h('div', { class: 'mlops-error mlops-filter-error' });
-    const compare = h(
-      'button',
-      {
-        class: 'mlops-compare',
-        onclick: () => void this.display({ kind: 'compare', runIds: [...this.selected] })
-      },
-      `Compare (${this.selected.size})`
-    );
-    compare.disabled = this.selected.size < 2;
+    const compare = h('button', {
+      class: 'mlops-compare',
+      onclick: () => void this.display({ kind: 'compare', runIds: [...this.selected] })
+    });
+    const countSelected = () => {
+      compare.textContent = `Compare (${this.selected.size})`;
+      compare.disabled = this.selected.size < 2;
+    };
+    countSelected();
     const anyRunning = page.runs.some(run => run.status === 'running');
     const first = (page.page - 1) * page.page_size + 1;
     const last = first + page.runs.length - 1;
     const pager = h(
       'div',
       { class: 'mlops-pager' },
-      h('button', { class: 'mlops-prev', onclick: () => this.turn(-1) }, '‹ Prev'),
+      h('button', { class: 'mlops-prev', disabled: page.page <= 1, onclick: () => this.turn(-1) }, '‹ Prev'),
       h(
         'span',
         { class: 'mlops-count' },
         page.total ? `${first.toLocaleString('en-US')}–${last.toLocaleString('en-US')} of ${page.total.toLocaleString('en-US')}` : '0 runs'
       ),
-      h('button', { class: 'mlops-next', onclick: () => this.turn(1) }, 'Next ›')
+      h('button', { class: 'mlops-next', disabled: last >= page.total, onclick: () => this.turn(1) }, 'Next ›')
     );
-    (pager.children[0] as HTMLButtonElement).disabled = page.page <= 1;
-    (pager.children[2] as HTMLButtonElement).disabled = last >= page.total;
     const table = page.runs.length
-      ? this.runsTable(page.runs, columns, () => {
-          compare.textContent = `Compare (${this.selected.size})`;
-          compare.disabled = this.selected.size < 2;
-        })
+      ? this.runsTable(page.runs, columns, countSelected)
       : h(
           'p',
           { class: 'mlops-empty' },
@@ -453,7 +448,7 @@ export class MlopsPanel extends Widget {
       { class: 'mlops-row' },
       h('button', { class: 'mlops-back', onclick: () => void this.display({ kind: 'runs' }) }, '‹ Runs'),
       run.docs
-        ? h('a', { class: 'mlops-docs-link', href: apiUrl(run.docs), target: '_blank', rel: 'noopener' }, 'Open docs')
+        ? docsLink(run.docs, 'Open docs')
         : null,
       run.notebook && !running
         ? h(
@@ -529,7 +524,7 @@ export class MlopsPanel extends Widget {
       const answer = await request<{ url: string }>('docs', { notebook, run_id: runId });
       message.replaceChildren(
         'Docs written: ',
-        h('a', { class: 'mlops-docs-link', href: apiUrl(answer.url), target: '_blank', rel: 'noopener' }, 'open')
+        docsLink(answer.url, 'open')
       );
     } catch (error) {
       message.classList.add('mlops-error');
@@ -695,7 +690,8 @@ export class MlopsPanel extends Widget {
             h('p', {}, 'Next runs:'),
             h('ul', {}, ...answer.next_runs.map(t => h('li', {}, t))),
             h('p', {}, 'To install: '),
-            h('code', {}, answer.install)
+            h('code', {}, answer.install),
+            ...(answer.note ? [h('p', {}, `Note: ${answer.note}`)] : [])
           );
         } catch (error) {
           message.classList.add('mlops-error');
@@ -711,6 +707,11 @@ export class MlopsPanel extends Widget {
       ];
     });
   }
+}
+
+/** A link that opens generated docs (an API path) in a new browser tab. */
+function docsLink(path: string, label: string): HTMLElement {
+  return h('a', { class: 'mlops-docs-link', href: apiUrl(path), target: '_blank', rel: 'noopener' }, label);
 }
 
 function statusBadge(run: RunSummary): HTMLElement {

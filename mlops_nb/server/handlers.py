@@ -362,21 +362,36 @@ def make_docs(path: Path, notebook: Path, run_id: str | None) -> str:
 
 
 # ---------------------------------------------------------------------- pipeline runs
+def inside_root(root_dir: str, relative: str, what: str = "path") -> Path:
+    """``root/relative`` for a path given relative to the server's root: no ``..``, no
+    absolute path, and not leading outside through a symbolic link."""
+    if Path(relative).is_absolute() or ".." in Path(relative).parts:
+        raise BadRequest(f"{what} {relative!r} must be relative to the root, without '..'")
+    root = Path(root_dir).resolve()
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root):
+        raise BadRequest(f"{what} {relative!r} is outside the server's root folder")
+    return target
+
+
 def notebook_in_root(root_dir: str, notebook: Any) -> Path:
     """An existing ``.ipynb`` inside the server's root folder, given relative to it."""
     if not isinstance(notebook, str) or not notebook:
         raise BadRequest("notebook must be a path relative to the server's root folder")
-    if Path(notebook).is_absolute() or ".." in Path(notebook).parts:
-        raise BadRequest(f"notebook {notebook!r} must be relative to the root, without '..'")
-    root = Path(root_dir).resolve()
-    target = (root / notebook).resolve()
-    if not target.is_relative_to(root):
-        raise BadRequest(f"notebook {notebook!r} is outside the server's root folder")
+    target = inside_root(root_dir, notebook, "notebook")
     if target.suffix != ".ipynb":
         raise BadRequest(f"notebook {notebook!r} is not a .ipynb file")
     if not target.is_file():
         raise BadRequest(f"no notebook {notebook!r} in the server's root folder")
     return target
+
+
+def parameter_values(data: dict[str, Any]) -> dict[str, Any]:
+    """The request's ``parameters`` object (name: value), to be checked against the notebook."""
+    values = data.get("parameters") or {}
+    if not isinstance(values, dict):
+        raise BadRequest("parameters must be a JSON object of name: value")
+    return values
 
 
 def cli_text(value: Any) -> str:
@@ -386,11 +401,9 @@ def cli_text(value: Any) -> str:
     return json.dumps(value)  # bools as true/false, None as null, lists and dicts as JSON
 
 
-def check_parameters(notebook: Path, values: Any) -> dict[str, Any]:
+def check_parameters(notebook: Path, values: dict[str, Any]) -> dict[str, Any]:
     from mlops_nb.pipeline.parameters import load_parameters, resolve
 
-    if not isinstance(values, dict):
-        raise BadRequest("parameters must be a JSON object of name: value")
     return resolve(load_parameters(notebook), [], values)
 
 
@@ -629,7 +642,7 @@ class PipelineRunsHandler(BaseHandler):
             data = self.body()
             relative = data.get("notebook")
             notebook = notebook_in_root(self.root_dir, relative)
-            values = await off_loop(check_parameters, notebook, data.get("parameters") or {})
+            values = await off_loop(check_parameters, notebook, parameter_values(data))
             command = [sys.executable, "-m", "mlops_nb.cli", "run", str(relative)]
             for name, value in values.items():
                 command += ["-p", name, cli_text(value)]
@@ -645,21 +658,19 @@ class PipelineRunsHandler(BaseHandler):
         await self.guarded(work)
 
 
-def write_schedule(root_dir: str, log_file: Path, data: dict[str, Any]) -> dict[str, Any]:
+def schedule_notebook(root_dir: str, log_file: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """POST /schedule: ``mlops-nb schedule`` for a notebook and folder inside the root."""
     from mlops_nb.pipeline.schedule import write_schedule
 
     notebook = notebook_in_root(root_dir, data.get("notebook"))
     for key in ("cron", "target", "out"):
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise BadRequest(f"{key} must be a non-empty string")
-    out = inside_root(root_dir, data["out"])
-    values = data.get("parameters") or {}
-    if not isinstance(values, dict):
-        raise BadRequest("parameters must be a JSON object of name: value")
+    out = inside_root(root_dir, data["out"], "out")
     root = Path(root_dir).resolve()
     written = write_schedule(
-        notebook, data["cron"], data["target"], values=values, out=out, project=root,
-        log_path=log_file,
+        notebook, data["cron"], data["target"], values=parameter_values(data), out=out,
+        project=root, log_path=log_file,
     )  # fmt: skip
     return {
         "files": [path.relative_to(root).as_posix() for path in written.files],
@@ -669,23 +680,12 @@ def write_schedule(root_dir: str, log_file: Path, data: dict[str, Any]) -> dict[
     }
 
 
-def inside_root(root_dir: str, relative: str) -> Path:
-    """A folder path inside the server's root: relative, without ``..``, not through a link."""
-    if Path(relative).is_absolute() or ".." in Path(relative).parts:
-        raise BadRequest(f"{relative!r} must be relative to the root, without '..'")
-    root = Path(root_dir).resolve()
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root):
-        raise BadRequest(f"{relative!r} is outside the server's root folder")
-    return target
-
-
 class ScheduleHandler(BaseHandler):
     @tornado.web.authenticated
     async def post(self) -> None:
         async def work() -> None:
             data = self.body()
-            self.reply(await off_loop(write_schedule, self.root_dir, self.log_file, data))
+            self.reply(await off_loop(schedule_notebook, self.root_dir, self.log_file, data))
 
         await self.guarded(work)
 
