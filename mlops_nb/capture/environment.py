@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import subprocess
@@ -29,17 +30,10 @@ def run_context() -> dict[str, Any]:
 def detect_source() -> str:
     if os.environ.get(PIPELINE_ENV_VAR):
         return "papermill"
-    if "ipykernel" in sys.modules or ("IPython" in sys.modules and _in_ipython()):
+    # An IPython shell sets builtins.__IPYTHON__ while it runs (capture/ must not import it).
+    if "ipykernel" in sys.modules or getattr(builtins, "__IPYTHON__", False):
         return "interactive"
     return "script"
-
-
-def _in_ipython() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    return get_ipython() is not None
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str | None:

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,10 @@ import pandas as pd
 import pyarrow as pa
 
 from mlops_nb.errors import MlopsError, NoActiveRunError, QueryError, RunNotFoundError
-from mlops_nb.log import values, wide
+from mlops_nb.log import queries, values, wide
+from mlops_nb.log.filters import Compiler, Condition, Sort
 from mlops_nb.log.location import artifacts_dir_for, default_log_path
 from mlops_nb.log.sqltext import identifier as _ident
-from mlops_nb.log.sqltext import literal as _literal
 from mlops_nb.log.store import Store, get_store
 
 DEFAULT_EXPERIMENT = "default"
@@ -134,13 +134,6 @@ class Log:
         }})  # fmt: skip
         return schedule_id
 
-    def schedules(self, notebook_path: str | None = None) -> pd.DataFrame:
-        """Recorded schedules, newest first (optionally of one notebook)."""
-        query = "SELECT * FROM schedules"
-        if notebook_path:
-            query += f" WHERE notebook_path = {_literal(notebook_path)}"
-        return self.sql(query + " ORDER BY created_at DESC")
-
     def attach_run(self, run_id: str) -> Run:
         """Record into a run that another process owns (a pipeline runner starts and ends it)."""
         info = self.run(run_id).info
@@ -203,30 +196,91 @@ class Log:
         self,
         experiment: str | None = None,
         where: str | None = None,
-        order_by: str | None = None,
+        order_by: str | Sort | None = None,
         limit: int | None = None,
         offset: int = 0,
+        *,
+        filters: Iterable[Condition] = (),
     ) -> pd.DataFrame:
         """One row per run, with ``params.<name>`` and latest ``metrics.<key>`` columns.
 
         ``where`` and ``order_by`` are SQL over the columns of the ``runs`` view plus
         ``params.<name>`` and ``metrics.<key>``, with AND, OR, NOT, IN, LIKE...:
         ``log.runs(where="params.lr < 0.1 OR metrics.acc > 0.9", order_by="metrics.acc DESC")``
-        ``limit`` and ``offset`` give one page of the ordered result.
+        Programs pass ``filters=[Condition("params.lr", "<", 0.1)]`` and ``order_by=Sort(...)``
+        instead: their values are bound, never spliced into SQL. ``limit`` and ``offset`` give
+        one page of the ordered result.
         """
+        query = _RunsQuery(experiment, where, order_by, tuple(filters))
         cache = self._store.read_cache
-        return self._store.read(
-            lambda con: _query_runs(con, experiment, where, order_by, limit, cache, offset)
-        )
+        return self._store.read(lambda con: _query_runs(con, query, limit, cache, offset))
 
-    def count_runs(self, experiment: str | None = None, where: str | None = None) -> int:
+    def count_runs(
+        self,
+        experiment: str | None = None,
+        where: str | None = None,
+        *,
+        filters: Iterable[Condition] = (),
+    ) -> int:
         """How many runs ``runs()`` would return (for paging)."""
+        query = _RunsQuery(experiment, where, None, tuple(filters))
         cache = self._store.read_cache
-        return self._store.read(lambda con: _count_runs(con, experiment, where, cache))
+        return self._store.read(lambda con: _count_runs(con, query, cache))
 
     def run(self, run_id: str) -> RunRecord:
         """Everything recorded about one run (a unique id prefix, or "latest")."""
         return self._store.read(lambda con: _load_run(con, run_id))
+
+    # ------------------------------------------------------------------ named questions
+    # The queries other parts of mlops_nb need (see queries.py); run ids are full ids.
+    def notebook_runs(
+        self, notebook: str | os.PathLike[str], status: str | None = None, limit: int | None = None
+    ) -> pd.DataFrame:
+        """Runs of a notebook (by recorded path or file name), newest first."""
+        return self._store.read(lambda con: queries.notebook_runs(con, notebook, status, limit))
+
+    def latest_run_of(
+        self, notebook: str | os.PathLike[str], status: str = "finished"
+    ) -> str | None:
+        """The id of the newest run of a notebook with this status, or None."""
+        found = self.notebook_runs(notebook, status=status, limit=1)
+        return None if found.empty else str(found["run_id"][0])
+
+    def schedules(self, notebook_path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+        """Recorded schedules, newest first (optionally of one notebook, by path or name)."""
+        return self._store.read(lambda con: queries.schedules(con, notebook_path))
+
+    def environment(self, run_id: str) -> pd.DataFrame:
+        """What a run ran on: kind (python, platform, package), name, version."""
+        return self._store.read(lambda con: queries.environment(con, run_id))
+
+    def notes(self, run_id: str) -> pd.DataFrame:
+        """What the tracker noted about a run's cells (stale inputs, cache hits...)."""
+        return self._store.read(lambda con: queries.notes(con, run_id))
+
+    def checkpoints(
+        self,
+        run_id: str,
+        names: Iterable[str] | None = None,
+        before: int | None = None,
+        cell: int | None = None,
+    ) -> pd.DataFrame:
+        """The newest saved value per variable of a pipeline run (name, format, path...),
+        optionally only ``names``, only cells before ``before``, or only cell ``cell``."""
+        wanted = None if names is None else list(names)
+        return self._store.read(lambda con: queries.checkpoints(con, run_id, wanted, before, cell))
+
+    def cache_hit(self, cache_key: str) -> tuple[str, int] | None:
+        """(run_id, cell_seq) of the newest successful cell saved under this cache key."""
+        return self._store.read(lambda con: queries.cache_hit(con, cache_key))
+
+    def cached_cells(self, run_id: str) -> tuple[int, float]:
+        """How many cells of a run were restored from the cache, and the seconds that saved."""
+        return self._store.read(lambda con: queries.cached_cells(con, run_id))
+
+    def stage_flows(self, run_id: str) -> pd.DataFrame:
+        """What each stage of a run read and wrote: stage, direction, dataset label."""
+        return self._store.read(lambda con: queries.stage_flows(con, run_id))
 
 
 class Run:
@@ -512,11 +566,19 @@ def store_artifact(source: Path, artifacts_dir: Path) -> tuple[str, int, str]:
 
 
 # ---------------------------------------------------------------------- queries
+@dataclass(frozen=True)
+class _RunsQuery:
+    """Which runs, in what order: SQL text from a user, or structured conditions."""
+
+    experiment: str | None
+    where: str | None
+    order_by: str | Sort | None
+    filters: tuple[Condition, ...]
+
+
 def _query_runs(
     con: duckdb.DuckDBPyConnection,
-    experiment: str | None,
-    where: str | None,
-    order_by: str | None,
+    query: _RunsQuery,
     limit: int | None,
     cache: dict[str, Any],
     offset: int = 0,
@@ -528,10 +590,14 @@ def _query_runs(
         f"SELECT v.* EXCLUDE ({', '.join(_ident(c) for c in columns) or 'run_id'}), "
         f"{', '.join(['v.run_id'] * (not columns) + [f'v.{_ident(c)}' for c in names])}"
     )
-    source, args = _runs_source(columns, experiment, where, order_by)
-    sql = f"{select} {source}"
-    order = f"{_qualify_fields(order_by, columns)}, " if order_by else ""
-    sql += f" ORDER BY {order}v.start_time DESC"
+    compiler = Compiler(columns)
+    order = ""
+    if isinstance(query.order_by, Sort):
+        order = compiler.order(query.order_by) + ", "
+    elif query.order_by:
+        order = f"{_qualify_fields(query.order_by, columns)}, "
+    source, args = _runs_source(columns, query, compiler)
+    sql = f"{select} {source} ORDER BY {order}v.start_time DESC"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     if offset:
@@ -553,13 +619,9 @@ def _query_runs(
     return frame
 
 
-def _count_runs(
-    con: duckdb.DuckDBPyConnection,
-    experiment: str | None,
-    where: str | None,
-    cache: dict[str, Any],
-) -> int:
-    source, args = _runs_source(_run_columns(con, cache), experiment, where, None)
+def _count_runs(con: duckdb.DuckDBPyConnection, query: _RunsQuery, cache: dict[str, Any]) -> int:
+    columns = _run_columns(con, cache)
+    source, args = _runs_source(columns, query, Compiler(columns))
     try:
         row = con.execute(f"SELECT count(*) {source}", args).fetchone()
     except duckdb.Error as error:
@@ -575,23 +637,28 @@ def _run_columns(con: duckdb.DuckDBPyConnection, cache: dict[str, Any]) -> dict[
 
 
 def _runs_source(
-    columns: dict[str, str], experiment: str | None, where: str | None, order_by: str | None
+    columns: dict[str, str], query: _RunsQuery, compiler: Compiler
 ) -> tuple[str, dict[str, Any]]:
-    """``FROM ... WHERE ...`` over the wide run table, and its parameters."""
-    expression = f"{where or ''} {order_by or ''}"
+    """``FROM ... WHERE ...`` over the wide run table, and its parameters (the compiler may
+    already hold those of a structured sort)."""
+    structured = compiler.where(query.filters)
+    order_text = query.order_by if isinstance(query.order_by, str) else ""
+    expression = _without_literals(f"{query.where or ''} {order_text}")
     tags_join = ""
-    if re.search(r"\btags\b", _without_literals(expression)):
+    if compiler.needs_tags or re.search(r"\btags\b", expression):
         tags_join = (
             "LEFT JOIN (SELECT run_id, map(list(key), list(value)) AS tags FROM store.tags "
             "GROUP BY run_id) t USING (run_id)"
         )
     sql = f"FROM store.run_values v {tags_join} WHERE TRUE"
-    args: dict[str, Any] = {}
-    if experiment:
+    args: dict[str, Any] = dict(compiler.args)
+    if query.experiment:
         sql += " AND v.experiment = $experiment"
-        args["experiment"] = experiment
-    if where:
-        sql += f" AND ({_qualify_fields(where, columns)})"
+        args["experiment"] = query.experiment
+    if query.where:
+        sql += f" AND ({_qualify_fields(query.where, columns)})"
+    if structured:
+        sql += f" AND {structured}"
     return sql, args
 
 

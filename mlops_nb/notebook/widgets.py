@@ -10,6 +10,7 @@ import pandas as pd
 from mlops_nb.charts import line_chart
 from mlops_nb.errors import MlopsError
 from mlops_nb.log import Log, RunRecord
+from mlops_nb.log.filters import Sort
 
 _MAIN_COLUMNS = ["run_id", "name", "experiment", "status", "start_time", "duration_s"]
 
@@ -69,7 +70,7 @@ class RunsView:
 
     def refresh(self) -> None:
         """Re-query with the current filter and sort; a bad filter is shown, not raised."""
-        order = f"{_quoted_column(self.sort.value)} {'DESC' if self.descending.value else 'ASC'}"
+        order = Sort(self.sort.value, descending=self.descending.value)
         try:
             self.frame = self.log.runs(experiment=self.experiment, where=self.where.value or None,
                                        order_by=order, limit=self.limit)  # fmt: skip
@@ -162,9 +163,3 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
-
-
-def _quoted_column(name: str) -> str:
-    if name.startswith(("params.", "metrics.")):
-        return name
-    return '"' + name.replace('"', '""') + '"'

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mlops_nb.errors import LogNotFoundError, MlopsError
-from mlops_nb.log.sqltext import literal as _literal
 from mlops_nb.pipeline.notebook import Pipeline, read_pipeline
 
 
@@ -101,22 +99,11 @@ def _open_existing_log(log_path: str | None):
 
 def _last_run_data(log, pipeline: Pipeline) -> dict[str, Any] | None:
     """The latest recorded run of this notebook, and what each stage read and wrote in it."""
-    name = Path(pipeline.path).name
-    runs = log.sql(
-        "SELECT run_id, status, start_time FROM runs WHERE notebook_path = "
-        f"{_literal(name)} OR ends_with(notebook_path, {_literal('/' + name)}) "
-        "ORDER BY start_time DESC LIMIT 1"
-    )
+    runs = log.notebook_runs(pipeline.path, limit=1)
     if runs.empty:
         return None
     run_id = runs["run_id"][0]
-    flows = log.sql(
-        "SELECT c.stage, l.direction, d.name || '@v' || d.version || ' (' || d.n_rows || 'x' "
-        "|| d.n_cols || ')' AS dataset FROM lineage l "
-        "JOIN cells c ON c.run_id = l.run_id AND c.cell_seq = l.cell_seq "
-        "JOIN datasets d ON d.dataset_id = l.dataset_id AND d.run_id = l.run_id "
-        f"WHERE l.run_id = {_literal(run_id)} ORDER BY l.cell_seq, d.name"
-    )
+    flows = log.stage_flows(run_id)
     stages: dict[str, dict[str, list[str]]] = {}
     for row in flows.itertuples():
         if not isinstance(row.stage, str):
@@ -129,17 +116,9 @@ def _last_run_data(log, pipeline: Pipeline) -> dict[str, Any] | None:
 
 
 def _schedules(log, pipeline: Pipeline) -> list[dict[str, Any]]:
-    from croniter import croniter
+    from mlops_nb.pipeline.schedule import upcoming_runs
 
-    name = Path(pipeline.path).name
-    found = log.sql(
-        "SELECT cron, target, created_at FROM schedules WHERE notebook_path = "
-        f"{_literal(name)} OR ends_with(notebook_path, {_literal('/' + name)}) "
-        "ORDER BY created_at DESC"
-    )
-    schedules = []
-    for row in found.itertuples():
-        times = croniter(row.cron, datetime.now())
-        upcoming = [times.get_next(datetime).strftime("%Y-%m-%d %H:%M") for _ in range(5)]
-        schedules.append({"cron": row.cron, "target": row.target, "next_runs": upcoming})
-    return schedules
+    return [
+        {"cron": row.cron, "target": row.target, "next_runs": upcoming_runs(row.cron)}
+        for row in log.schedules(pipeline.path).itertuples()
+    ]

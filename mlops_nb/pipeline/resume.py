@@ -57,10 +57,7 @@ def plan_resume(log, failed_run_id: str, pipeline: Pipeline) -> ResumePlan:
         if row.stage != stage:
             break
         stage_start = int(row.cell_seq)
-    saved = log.sql(
-        f"SELECT count(*) AS n FROM checkpoints WHERE run_id = '{record.run_id}' "
-        f"AND cell_seq < {stage_start}"
-    )["n"][0]
+    saved = len(log.checkpoints(record.run_id, before=stage_start))
     if stage_start > 1 and saved == 0:
         raise MlopsError(
             f"run {record.run_id[:8]} saved no checkpoints (was it run with mlops-nb run?)"

@@ -194,7 +194,7 @@ def run_notebook(
     _store_output(run, output)
     run.end("finished")
     log.flush()
-    cached, saved = _cache_savings(log, run.run_id) if cache else (0, 0.0)
+    cached, saved = log.cached_cells(run.run_id) if cache else (0, 0.0)
     return PipelineResult(run.run_id, "finished", output, time.perf_counter() - started,
                           resumed=plan, cached_cells=cached, cached_seconds=saved)  # fmt: skip
 
@@ -310,17 +310,6 @@ def _kernel_log(output: str) -> Path | None:
     if "://" in output:
         return None
     return Path(output).with_suffix(".kernel.log")
-
-
-def _cache_savings(log, run_id: str) -> tuple[int, float]:
-    """How many cells came from the cache, and how long they took where they were computed."""
-    found = log.sql(
-        "SELECT sum(o.duration_s) AS seconds, count(*) AS cells FROM notes n "
-        "JOIN cells o ON o.run_id = regexp_extract(n.message, 'run ([0-9a-f]+) cell', 1) "
-        "AND o.cell_seq = CAST(regexp_extract(n.message, 'cell ([0-9]+)$', 1) AS INTEGER) "
-        f"WHERE n.run_id = '{run_id}' AND n.kind = 'cached'"
-    )
-    return int(found["cells"][0]), float(found["seconds"][0] or 0.0)
 
 
 def _store_output(run, output: str) -> None:

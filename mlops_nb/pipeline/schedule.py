@@ -67,9 +67,9 @@ def schedule_from_cli(args: argparse.Namespace) -> int:
     )  # fmt: skip
     for path in written.files:
         print(f"wrote {_relative(path, project)}")
-    print(f"next runs (this machine's time zone, {written.upcoming[0].tzname()}):")
+    print("next runs (this machine's time zone):")
     for when in written.upcoming:
-        print(f"  {when:%a %Y-%m-%d %H:%M}")
+        print(f"  {format_run_time(when)}")
     if written.note:
         print(f"note: {written.note}")
     print(f"to install: {written.install}")
@@ -179,6 +179,17 @@ def next_run_times(cron: str, count: int = 5, start: datetime | None = None) -> 
         return [times.get_next(datetime) for _ in range(count)]
     except CroniterError:
         raise ScheduleError(f"cron expression {cron!r} never fires (no such date)") from None
+
+
+def format_run_time(when: datetime) -> str:
+    """How every output (CLI, pipeline show, docs, sidebar) spells a scheduled time:
+    ``Mon 2026-11-30 03:00 UTC``."""
+    return f"{when:%a %Y-%m-%d %H:%M %Z}".strip()
+
+
+def upcoming_runs(cron: str, count: int = 5) -> list[str]:
+    """The next ``count`` run times of a cron expression, as text."""
+    return [format_run_time(when) for when in next_run_times(cron, count)]
 
 
 def on_calendar(cron: str) -> list[str]:

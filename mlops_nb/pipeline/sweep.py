@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from mlops_nb.errors import MlopsError
+from mlops_nb.log.filters import Condition, Sort
 from mlops_nb.pipeline.notebook import read_pipeline
 from mlops_nb.pipeline.parameters import (
     Parameter,
@@ -160,12 +161,9 @@ def ranked_table(
     log, sweep_run_id: str, swept: list[str], metric: str | None, goal: str
 ) -> pd.DataFrame:
     """The sweep's children, best first by ``metric`` (failed runs last)."""
-    order = None
-    if metric:
-        direction = "DESC" if goal == "max" else "ASC"
-        order = f"metrics.{metric} {direction} NULLS LAST"
+    order = Sort(f"metrics.{metric}", descending=goal == "max") if metric else None
     try:
-        frame = log.runs(where=f"parent_run_id = '{sweep_run_id}'", order_by=order)
+        frame = log.runs(filters=[Condition("parent_run_id", "=", sweep_run_id)], order_by=order)
     except MlopsError as error:
         raise MlopsError(f"cannot rank by {metric!r}: {error}") from None
     columns = ["run_id", "status"] + [f"params.{name}" for name in swept]

@@ -1,8 +1,9 @@
 """REST handlers over the experiment log, for the JupyterLab sidebar.
 
 Every log call runs in a thread executor, so a slow read (or one waiting for a writer's lock)
-never blocks the server's event loop. Filters arrive as structured JSON and are turned into a
-``where`` expression here, so no SQL text from the browser ever reaches the log.
+never blocks the server's event loop. Filters arrive as structured JSON and are handed to the
+log as ``Condition`` objects (log/filters.py binds their values), so no SQL text from the
+browser, and none of ours, is written here.
 """
 
 from __future__ import annotations
@@ -26,21 +27,14 @@ from tornado.ioloop import PeriodicCallback
 
 import mlops_nb
 from mlops_nb.errors import MlopsError, QueryError, RunNotFoundError
+from mlops_nb.log.filters import STAGE_TAG, Condition, Sort, conditions_from_json
 from mlops_nb.log.location import LOG_ENV_VAR, default_log_path
-from mlops_nb.log.sqltext import literal as sql_literal
 
 MAX_PAGE_SIZE = 500
-FILTER_OPS = ("=", "!=", "<", "<=", ">", ">=", "contains")
-# Columns of the runs table a filter or a sort may name (as the runs view spells them).
-RUN_FIELDS = (
-    "run_id", "experiment", "name", "status", "start_time", "end_time", "duration_s", "user",
-    "host", "pid", "source", "notebook_path", "git_commit", "git_dirty", "parent_run_id", "error",
-)  # fmt: skip
 _VALUE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RUN_ID = re.compile(r"[0-9a-zA-Z_-]+")
 PROGRESS_TAG = "mlops.progress"
-STAGE_TAG = "mlops.stage"
 
 
 class BadRequest(Exception):
@@ -93,66 +87,7 @@ def records(frame: Any) -> list[dict[str, Any]]:
     return [plain(row) for row in frame.to_dict(orient="records")]
 
 
-# ---------------------------------------------------------------------- structured filters
-def field_sql(field: Any) -> str:
-    """The ``where`` spelling of a filter or sort field, after checking its name."""
-    if not isinstance(field, str):
-        raise BadRequest(f"field must be a string, got {field!r}")
-    if field == "stage":
-        return f"tags['{STAGE_TAG}']"
-    kind, _, name = field.partition(".")
-    if kind in ("params", "metrics") and name:
-        if not _VALUE_NAME.fullmatch(name):
-            raise BadRequest(f"bad {kind[:-1]} name {name!r}: letters, digits, _ . - only")
-        return f'{kind}."{name}"'
-    if field in RUN_FIELDS:
-        return f'"{field}"'
-    raise BadRequest(
-        f"unknown field {field!r}: use params.<name>, metrics.<name>, stage or one of "
-        f"{', '.join(RUN_FIELDS)}"
-    )
-
-
-def literal_sql(value: Any) -> str:
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise BadRequest(f"filter value must be a finite number, got {value!r}")
-        return repr(value)
-    if isinstance(value, str):
-        return sql_literal(value)
-    raise BadRequest(f"filter value must be a string, number, boolean or null, got {value!r}")
-
-
-def condition_sql(condition: Any) -> str:
-    """One ``{"field", "op", "value"}`` condition as SQL over the log's run columns."""
-    if not isinstance(condition, dict) or set(condition) - {"field", "op", "value"}:
-        raise BadRequest('each filter is {"field": ..., "op": ..., "value": ...}')
-    column = field_sql(condition.get("field"))
-    op, value = condition.get("op"), condition.get("value")
-    if op not in FILTER_OPS:
-        raise BadRequest(f"unknown filter op {op!r}: use one of {' '.join(FILTER_OPS)}")
-    if value is None:
-        if op not in ("=", "!="):
-            raise BadRequest(f"null can only be compared with = or !=, not {op}")
-        return f"{column} IS {'NOT ' if op == '!=' else ''}NULL"
-    if op == "contains":
-        text = literal_sql(str(value))
-        return f"contains(lower(CAST({column} AS VARCHAR)), lower({text}))"
-    return f"{column} {op} {literal_sql(value)}"
-
-
-def where_sql(filters: Any) -> str | None:
-    """All conditions joined with AND (None when there are none)."""
-    if filters is None:
-        return None
-    if not isinstance(filters, list):
-        raise BadRequest("filter must be a JSON list of conditions")
-    parts = [condition_sql(condition) for condition in filters]
-    return " AND ".join(f"({part})" for part in parts) or None
-
-
+# ---------------------------------------------------------------------- runs table rows
 def run_summary(row: dict[str, Any]) -> dict[str, Any]:
     """A runs-table row: run columns, then params, metrics and progress grouped."""
     out: dict[str, Any] = {"params": {}, "metrics": {}}
@@ -181,9 +116,9 @@ def read_runs(path: Path, query: dict[str, Any]) -> dict[str, Any]:
     log = open_log(path)
     if log is None:
         return {"total": 0, "page": page, "page_size": size, "runs": []}
-    rows = log.runs(experiment=query["experiment"], where=query["where"], order_by=query["sort"],
-                    limit=size, offset=(page - 1) * size)  # fmt: skip
-    total = log.count_runs(experiment=query["experiment"], where=query["where"])
+    rows = log.runs(experiment=query["experiment"], filters=query["filters"],
+                    order_by=query["sort"], limit=size, offset=(page - 1) * size)  # fmt: skip
+    total = log.count_runs(experiment=query["experiment"], filters=query["filters"])
     return {
         "total": total, "page": page, "page_size": size,
         "runs": [run_summary(row) for row in rows.to_dict(orient="records")],
@@ -194,7 +129,7 @@ def read_progress(path: Path) -> list[dict[str, Any]]:
     log = open_log(path)
     if log is None:
         return []
-    frame = log.runs(where="status = 'running'")
+    frame = log.runs(filters=[Condition("status", "=", "running")])
     keep = ("run_id", "experiment", "name", "status", "start_time", "stage", "progress")
     return [
         {k: v for k, v in run_summary(row).items() if k in keep}
@@ -208,7 +143,6 @@ def read_run(path: Path, run_id: str, root_dir: str) -> dict[str, Any]:
     log = require_log(path)
     record = log.run(run_id)
     graph = build_graph(record.cells, record.datasets, record.lineage, record.models)
-    full = sql_literal(record.run_id)
     histories: dict[str, list[dict[str, Any]]] = {}
     for point in records(record.metric_history):
         histories.setdefault(point["key"], []).append(
@@ -229,18 +163,8 @@ def read_run(path: Path, run_id: str, root_dir: str) -> dict[str, Any]:
             for artifact in records(record.artifacts)
         ],
         "models": records(record.models),
-        "environment": records(
-            log.sql(
-                f"SELECT kind, name, version FROM environment WHERE run_id = {full} "
-                "ORDER BY kind, name"
-            )  # fmt: skip
-        ),
-        "notes": records(
-            log.sql(
-                f"SELECT cell_seq, kind, message FROM notes WHERE run_id = {full} "
-                "ORDER BY created_at"
-            )  # fmt: skip
-        ),
+        "environment": records(log.environment(record.run_id)),
+        "notes": records(log.notes(record.run_id)),
         "docs": docs,
         "notebook": relative_notebook(root_dir, record.info.get("notebook_path")),
         "graph": {
@@ -348,14 +272,10 @@ def make_docs(path: Path, notebook: Path, run_id: str | None) -> str:
     if run_id:
         full = log.run(run_id).run_id
     else:
-        path, suffix = sql_literal(str(notebook)), sql_literal("/" + notebook.name)
-        found = log.sql(
-            "SELECT run_id FROM runs WHERE status = 'finished' AND (notebook_path = "
-            f"{path} OR ends_with(notebook_path, {suffix})) ORDER BY start_time DESC LIMIT 1"
-        )
-        if found.empty:
+        latest = log.latest_run_of(notebook)
+        if latest is None:
             raise BadRequest(f"no finished run of {notebook.name} in the log: run it first")
-        full = str(found["run_id"][0])
+        full = latest
     out = docs_dir(path) / full[:8]
     written = build_docs(notebook, out, full, ("html",), path)
     return f"docs-files/{full[:8]}/{written[0].name}"
@@ -520,23 +440,21 @@ class RunsHandler(BaseHandler):
                 raise BadRequest(f"page_size must be at most {MAX_PAGE_SIZE}, got {size}")
             raw_filter = self.get_query_argument("filter", "")
             try:
-                filters = json.loads(raw_filter) if raw_filter else []
+                filters = conditions_from_json(json.loads(raw_filter) if raw_filter else [])
             except ValueError:
                 raise BadRequest("filter must be a JSON list of conditions") from None
-            if not isinstance(filters, list):
-                raise BadRequest("filter must be a JSON list of conditions")
             for name in ("status", "stage"):
                 value = self.get_query_argument(name, "")
                 if value:
-                    filters.append({"field": name, "op": "=", "value": value})
+                    filters.append(Condition(name, "=", value))
             order = self.get_query_argument("order", "desc").lower()
             if order not in ("asc", "desc"):
                 raise BadRequest(f"order must be asc or desc, got {order!r}")
             sort = self.get_query_argument("sort", "")
             query = {
                 "experiment": self.get_query_argument("experiment", "") or None,
-                "where": where_sql(filters),
-                "sort": f"{field_sql(sort)} {order.upper()} NULLS LAST" if sort else None,
+                "filters": filters,
+                "sort": Sort(sort, descending=order == "desc") if sort else None,
                 "page": self.int_argument("page", 1),
                 "page_size": size,
             }
@@ -660,7 +578,7 @@ class PipelineRunsHandler(BaseHandler):
 
 def schedule_notebook(root_dir: str, log_file: Path, data: dict[str, Any]) -> dict[str, Any]:
     """POST /schedule: ``mlops-nb schedule`` for a notebook and folder inside the root."""
-    from mlops_nb.pipeline.schedule import write_schedule
+    from mlops_nb.pipeline.schedule import format_run_time, write_schedule
 
     notebook = notebook_in_root(root_dir, data.get("notebook"))
     for key in ("cron", "target", "out"):
@@ -674,7 +592,7 @@ def schedule_notebook(root_dir: str, log_file: Path, data: dict[str, Any]) -> di
     )  # fmt: skip
     return {
         "files": [path.relative_to(root).as_posix() for path in written.files],
-        "next_runs": [f"{when:%a %Y-%m-%d %H:%M %Z}".strip() for when in written.upcoming],
+        "next_runs": [format_run_time(when) for when in written.upcoming],
         "install": written.install,
         "note": written.note,
     }

@@ -1,0 +1,126 @@
+"""The log's named questions: the SQL that other parts need, with bound parameters.
+
+``Log`` exposes each as a method (``log.notes(run_id)``, ``log.cache_hit(key)``...), so the
+docs builder, the server, the pipeline runner and the tracker ask questions by name and never
+write SQL themselves. Every function takes an open read connection and full run ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+# A notebook is matched by the path recorded for its runs, or by its file name: papermill runs
+# record the path they were given (often relative), interactive kernels the session's path.
+_OF_NOTEBOOK = "(notebook_path = $path OR notebook_path = $name OR ends_with(notebook_path, $tail))"
+
+
+def notebook_args(notebook: str | Path) -> dict[str, str]:
+    name = Path(notebook).name
+    return {"path": str(notebook), "name": name, "tail": "/" + name}
+
+
+def notebook_runs(
+    con: duckdb.DuckDBPyConnection, notebook: str | Path, status: str | None, limit: int | None
+) -> pd.DataFrame:
+    """Runs of one notebook, newest first: run_id, status, start_time, name."""
+    args: dict[str, object] = notebook_args(notebook)
+    sql = f"SELECT run_id, status, start_time, name FROM runs WHERE {_OF_NOTEBOOK}"
+    if status is not None:
+        sql += " AND status = $status"
+        args["status"] = status
+    sql += " ORDER BY start_time DESC"
+    if limit is not None:
+        sql += " LIMIT $limit"
+        args["limit"] = int(limit)
+    return con.execute(sql, args).df()
+
+
+def schedules(con: duckdb.DuckDBPyConnection, notebook: str | Path | None) -> pd.DataFrame:
+    """Recorded schedules, newest first (of one notebook when given)."""
+    if notebook is None:
+        return con.execute("SELECT * FROM schedules ORDER BY created_at DESC").df()
+    return con.execute(
+        f"SELECT * FROM schedules WHERE {_OF_NOTEBOOK} ORDER BY created_at DESC",
+        notebook_args(notebook),
+    ).df()
+
+
+def environment(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """kind, name, version of what a run ran on (python, platform, packages)."""
+    return con.execute(
+        "SELECT kind, name, version FROM environment WHERE run_id = ? ORDER BY kind, lower(name)",
+        [run_id],
+    ).df()
+
+
+def notes(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """cell_seq, kind, message of the notes a run's tracker wrote, oldest first."""
+    return con.execute(
+        "SELECT cell_seq, kind, message FROM notes WHERE run_id = ? ORDER BY created_at",
+        [run_id],
+    ).df()
+
+
+def checkpoints(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    names: Sequence[str] | None,
+    before: int | None,
+    cell: int | None,
+) -> pd.DataFrame:
+    """The newest saved value per name: name, format, path, cell_seq, stage, cache_key."""
+    sql = (
+        "SELECT name, format, path, cell_seq, stage, cache_key FROM checkpoints WHERE run_id = $run"
+    )
+    args: dict[str, object] = {"run": run_id}
+    if names is not None:
+        sql += " AND list_contains($names, name)"
+        args["names"] = list(names)
+    if before is not None:
+        sql += " AND cell_seq < $before"
+        args["before"] = int(before)
+    if cell is not None:
+        sql += " AND cell_seq = $cell"
+        args["cell"] = int(cell)
+    sql += " QUALIFY row_number() OVER (PARTITION BY name ORDER BY cell_seq DESC) = 1 ORDER BY name"
+    return con.execute(sql, args).df()
+
+
+def cache_hit(con: duckdb.DuckDBPyConnection, cache_key: str) -> tuple[str, int] | None:
+    """The newest successful cell saved under ``cache_key``: (run_id, cell_seq), or None."""
+    row = con.execute(
+        "SELECT k.run_id, k.cell_seq FROM checkpoints k JOIN cells c "
+        "ON c.run_id = k.run_id AND c.cell_seq = k.cell_seq "
+        "WHERE k.cache_key = ? AND c.status = 'ok' ORDER BY k.created_at DESC LIMIT 1",
+        [cache_key],
+    ).fetchone()
+    return (str(row[0]), int(row[1])) if row else None
+
+
+def cached_cells(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[int, float]:
+    """How many of a run's cells came from the cache, and the seconds they took where they
+    were computed (the tracker notes each restore as ``... run <id> cell <seq>``)."""
+    row = con.execute(
+        "SELECT count(*), sum(o.duration_s) FROM notes n "
+        "JOIN cells o ON o.run_id = regexp_extract(n.message, 'run ([0-9a-f]+) cell', 1) "
+        "AND o.cell_seq = CAST(regexp_extract(n.message, 'cell ([0-9]+)$', 1) AS INTEGER) "
+        "WHERE n.run_id = ? AND n.kind = 'cached'",
+        [run_id],
+    ).fetchone()
+    return (int(row[0]), float(row[1] or 0.0)) if row else (0, 0.0)
+
+
+def stage_flows(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """stage, direction (in/out), dataset label ``name@vN (RxC)`` of a run's lineage."""
+    return con.execute(
+        "SELECT c.stage, l.direction, d.name || '@v' || d.version || ' (' || d.n_rows || 'x' "
+        "|| d.n_cols || ')' AS dataset FROM lineage l "
+        "JOIN cells c ON c.run_id = l.run_id AND c.cell_seq = l.cell_seq "
+        "JOIN datasets d ON d.dataset_id = l.dataset_id AND d.run_id = l.run_id "
+        "WHERE l.run_id = ? ORDER BY l.cell_seq, d.name",
+        [run_id],
+    ).df()
