@@ -31,6 +31,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check mlops_nb tests benchmarks example_notebooks
+	$(PY) -m ruff format --check mlops_nb tests benchmarks example_notebooks
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

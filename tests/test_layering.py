@@ -121,3 +121,20 @@ def test_imports_go_one_way(package, forbidden):
 def test_duckdb_is_opened_only_in_the_log_package():
     users = [p.relative_to(PACKAGE) for p in modules(outside="log") if "duckdb" in _imports(p)]
     assert not users, f"import duckdb outside log/: {users}"
+
+
+def test_documents_cited_in_the_code_are_in_the_repository():
+    """A docstring that says "see docs/x.md" must point at a file a reader of the repo has."""
+    root = PACKAGE.parent
+    cited = {
+        (path.relative_to(PACKAGE), match)
+        for path in modules()
+        for match in re.findall(r"\b((?:[\w.-]+/)+[\w.-]+\.md)\b", path.read_text())
+    }
+    missing = [f"{where}: {name}" for where, name in cited if not (root / name).is_file()]
+    assert cited and not missing, missing
+
+
+def test_make_test_checks_lint_and_formatting():
+    recipe = (PACKAGE.parent / "Makefile").read_text().split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "ruff check" in recipe and "ruff format --check" in recipe

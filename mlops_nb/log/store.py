@@ -1,6 +1,6 @@
 """Sharing one DuckDB log file between many processes without losing a record.
 
-The facts we design from (measured, see notes/environment.md): DuckDB lets one process open a
+The facts we design from (measured, see docs/log-concurrency.md): DuckDB lets one process open a
 file read-write, and a second opener fails at once; retrying that open until it succeeds LOSES
 acknowledged commits; holding a blocking ``flock`` on a sidecar file around
 open-write-close loses none; a connect costs ~13 ms, an insert on an open connection ~1 ms.
