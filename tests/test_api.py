@@ -216,3 +216,44 @@ def test_other_processes_see_records_within_a_second_or_so_without_a_flush(log_p
         child.kill()
         child.wait()
     assert mn.open_log(log_path).runs()["status"].tolist() == ["crashed"]
+
+
+def test_structured_filters_bind_their_values_and_check_their_fields(log_path):
+    from mlops_nb.log.filters import Condition, Sort
+
+    log = mn.open_log(log_path)
+    for name, lr in (("it's", 0.1), ("plain", 0.5), ("x' OR '1'='1", 0.9)):
+        with log.start_run(experiment="quotes", name=name, params={"lr": lr}) as run:
+            run.log_metric("acc", lr)
+            run.set_tags({"mlops.stage": "train" if lr < 0.6 else "evaluate"})
+    found = log.runs(filters=[Condition("name", "=", "it's")])
+    assert found["name"].tolist() == ["it's"]
+    injected = log.runs(filters=[Condition("name", "=", "x' OR '1'='1")])
+    assert injected["name"].tolist() == ["x' OR '1'='1"]
+    ranked = log.runs(filters=[Condition("params.lr", ">=", 0.1)], order_by=Sort("metrics.acc"))
+    assert ranked["name"].tolist() == ["x' OR '1'='1", "plain", "it's"]
+    staged = log.runs(filters=[Condition("stage", "=", "train")], order_by=Sort("name", False))
+    assert staged["name"].tolist() == ["it's", "plain"]
+    assert log.count_runs(filters=[Condition("name", "contains", "PLA")]) == 1
+    with pytest.raises(QueryError, match="unknown param 'nope'"):
+        log.runs(filters=[Condition("params.nope", "=", 1)])
+    with pytest.raises(QueryError, match="unknown field"):
+        log.runs(filters=[Condition("name; DROP TABLE runs", "=", 1)])
+    with pytest.raises(QueryError, match="unknown filter op"):
+        log.runs(filters=[Condition("name", "LIKE", "%")])
+
+
+def test_runs_of_a_notebook_are_found_by_path_or_file_name(log_path):
+    log = mn.open_log(log_path)
+    for path, status in (("work/churn.ipynb", "finished"), ("/abs/work/churn.ipynb", "failed"),
+                         ("other.ipynb", "finished"), ("churn.ipynb.bak", "finished")):  # fmt: skip
+        run = log.start_run(experiment="nb", notebook_path=path)
+        run.end(status)
+    found = log.notebook_runs("churn.ipynb")
+    assert sorted(found["status"]) == ["failed", "finished"]
+    latest_finished = log.latest_run_of("/somewhere/else/churn.ipynb")
+    assert log.run(latest_finished).info["notebook_path"] == "work/churn.ipynb"
+    assert log.latest_run_of("missing.ipynb") is None
+    assert log.notebook_runs("churn.ipynb", status="failed", limit=1)["status"].tolist() == [
+        "failed"
+    ]
