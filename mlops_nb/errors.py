@@ -31,3 +31,11 @@ class QueryError(MlopsError):
 
 class NoActiveRunError(MlopsError):
     """A module-level logging call was made while no run was active."""
+
+
+class TrackLineError(MlopsError):
+    """A ``%%mlops track`` line with arguments that are not ``STAGE [--name NAME]``."""
+
+
+class LogGoneError(MlopsError):
+    """The log file was deleted while this process had it open."""

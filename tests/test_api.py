@@ -257,3 +257,45 @@ def test_runs_of_a_notebook_are_found_by_path_or_file_name(log_path):
     assert log.notebook_runs("churn.ipynb", status="failed", limit=1)["status"].tolist() == [
         "failed"
     ]
+
+
+def test_a_deleted_log_gives_one_warning_from_the_background_and_a_clear_error(tmp_path):
+    """Deleting the log's folder while a process writes and reads: no traceback from any
+    thread, one warning saying what was not recorded, one-line errors on reads, and opening
+    the log again starts a new one."""
+    script = tmp_path / "delete.py"
+    script.write_text(
+        "import shutil, sys, time\n"
+        "import mlops_nb as mn\n"
+        "from mlops_nb.errors import LogGoneError\n"
+        "folder = sys.argv[1] + '/.mlops'\n"
+        "log = mn.open_log(folder + '/log.duckdb')\n"
+        "run = log.start_run(experiment='x')\n"
+        "run.log_metric('a', 1.0)\n"
+        "log.flush()\n"
+        "for i in range(30):\n"
+        "    try:\n"
+        "        log.runs()\n"
+        "    except LogGoneError as error:\n"
+        "        print('read:', error)\n"
+        "    if i == 5:\n"
+        "        shutil.rmtree(folder)\n"
+        "    run.log_metric('a', float(i))\n"
+        "    time.sleep(0.05)\n"
+        "time.sleep(1.5)\n"
+        "fresh = mn.open_log(folder + '/log.duckdb')\n"
+        "with fresh.start_run(experiment='again') as again:\n"
+        "    again.log_metric('b', 2.0)\n"
+        "print('fresh runs:', fresh.runs()['experiment'].tolist())\n"
+    )
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                          text=True, timeout=120, env=subprocess_env())  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("mlops:")]
+    assert len(warnings) == 1, done.stderr
+    assert "was deleted while this process was using it" in warnings[0]
+    assert "records were not recorded" in warnings[0]
+    reads = [line for line in done.stdout.splitlines() if line.startswith("read:")]
+    assert reads and all("was deleted while this process was using it" in r for r in reads)
+    assert "fresh runs: ['again']" in done.stdout

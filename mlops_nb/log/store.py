@@ -43,6 +43,7 @@ import fcntl
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -55,7 +56,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from mlops_nb.errors import LogNotFoundError, LogVersionError, NotALogError
+from mlops_nb.errors import LogGoneError, LogNotFoundError, LogVersionError, NotALogError
 from mlops_nb.log import apply, schema
 
 T = TypeVar("T")
@@ -90,6 +91,8 @@ class Store:
         self._stopping = False
         self._flusher: threading.Thread | None = None
         self.flush_error: BaseException | None = None
+        self._gone = False  # the file was deleted under us: stop, say so once
+        self._unmerged_records = 0  # journaled since the last merge (what a loss would lose)
         self.before_close: list[Callable[[], None]] = []
         # reader side
         self._reader: duckdb.DuckDBPyConnection | None = None
@@ -159,7 +162,9 @@ class Store:
             assert self._journal_fd is not None
             os.write(self._journal_fd, line)
             self._appended += len(line)
-        self._dirty.set()
+            self._unmerged_records += 1
+        if not self._gone:
+            self._dirty.set()
 
     def become_writer(self) -> str:
         """Open this process's journal now (if not yet) and return its writer id."""
@@ -218,6 +223,9 @@ class Store:
             try:
                 self.flush()
                 self.flush_error = None
+            except LogGoneError:
+                self._report_gone()
+                return
             except Exception as error:  # noqa: BLE001 - kept in the journal, retried next tick
                 self.flush_error = error
                 time.sleep(FLUSH_INTERVAL_S)
@@ -235,8 +243,13 @@ class Store:
             with self._append_mutex:
                 journals = [self._journal_name]
                 rotate = self._appended >= JOURNAL_ROTATE_BYTES
+                merging = self._unmerged_records
+            if not merging:
+                return
             with self._exclusive_lock():
                 self._merge_journals(journals, dead_writers=[])
+            with self._append_mutex:
+                self._unmerged_records -= merging
             if rotate:
                 self._rotate_journal(journals[0])
 
@@ -357,6 +370,7 @@ class Store:
                 self._schedule_linger_close()
 
     def _open_reader(self) -> None:
+        self._check_still_there()
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             self._wait_for_waiting_writers()
@@ -384,11 +398,16 @@ class Store:
         self._linger_timer.start()
 
     def _close_if_idle(self) -> None:
+        """Runs on a timer thread: never raises (a deleted folder just closes the reader)."""
         with self._mutex:
             idle = time.monotonic() - self._reader_last_used
             if self._reader is None:
                 return
-            if idle >= READER_LINGER_S or self._writers_waiting():
+            try:
+                close = idle >= READER_LINGER_S or self._writers_waiting()
+            except OSError:
+                close = True
+            if close:
                 self._close_reader()
                 return
         self._linger_timer = None
@@ -413,11 +432,37 @@ class Store:
             os.close(fd)
 
     # ------------------------------------------------------------------ locking
+    def _check_still_there(self) -> None:
+        """A log that existed must not be silently re-created empty when its file is deleted:
+        that would scatter this process's records into a log without their runs."""
+        if self._gone or (self._ready and not self.path.exists()):
+            self._gone = True
+            raise LogGoneError(
+                f"the log {self.path} was deleted while this process was using it: open it "
+                "again (a new log) or restore the file"
+            )
+
+    def _report_gone(self) -> None:
+        """One warning from a background thread, saying what was not recorded; then quiet."""
+        if self._reported_gone:
+            return
+        self._reported_gone = True
+        lost = self._unmerged_records
+        print(
+            f"mlops: {self.path} was deleted while this process was using it: "
+            f"{lost} record{' was' if lost == 1 else 's were'} not recorded (metrics, params, "
+            "cells, run ends), nor will later ones be; open the log again to start a new one",
+            file=sys.stderr,
+        )
+
+    _reported_gone = False
+
     @contextlib.contextmanager
     def _exclusive_lock(self) -> Iterator[None]:
         """Hold the sidecar lock exclusively; announce ourselves to readers while we wait."""
         with self._mutex:
             self._close_reader()  # one process may not hold read-only and read-write at once
+            self._check_still_there()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -447,7 +492,10 @@ class Store:
         with self._mutex:
             if self._journal_fd is not None:
                 self._dirty.set()
-                self.flush()
+                try:
+                    self.flush()
+                except LogGoneError:
+                    self._report_gone()
                 os.close(self._journal_fd)
                 self._journal_fd = None
                 for leftover in self.journal_dir.glob(f"{self.writer_id}.*"):
@@ -481,6 +529,10 @@ def get_store(path: Path, create: bool = True) -> Store:
     key = str(path.absolute())
     with _STORES_MUTEX:
         store = _STORES.get(key)
+        if store is not None and store._gone:  # its file was deleted: start a new log
+            with contextlib.suppress(Exception):
+                store.close()
+            store = None
         if store is None:
             store = _STORES[key] = Store(Path(key))
             _ALL_STORES.add(store)

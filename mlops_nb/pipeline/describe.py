@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ def show_from_cli(args: argparse.Namespace) -> int:
     if not Path(args.notebook).is_file():
         raise MlopsError(f"no notebook at {args.notebook}")
     description = describe(args.notebook, getattr(args, "log", None))
+    for warning in description["warnings"]:
+        print(f"mlops-nb pipeline show: warning: {warning}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(description, indent=2, default=str))
     else:
@@ -42,6 +45,7 @@ def describe(notebook: str, log_path: str | None = None) -> dict[str, Any]:
         ],  # fmt: skip
         "last_run": None,
         "schedules": [],
+        "warnings": pipeline.parameter_warnings(),
     }
     log = _open_existing_log(log_path)
     if log is not None:

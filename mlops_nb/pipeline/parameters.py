@@ -13,8 +13,10 @@ the parameter, the value and what was expected (papermill only warns, and inject
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import json
+import re
 import tokenize
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -79,15 +81,16 @@ def load_parameters(notebook_path: str | Path) -> list[Parameter]:
     return parse_parameters(found[1]) if found else []
 
 
-def parse_parameters(source: str) -> list[Parameter]:
-    """Top-level ``name: type = default  # help`` (or ``name = default``) in the cell's code."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as error:
-        raise ParameterError(f"the parameters cell does not parse: {error}") from None
+def parse_parameters(source: str, skipped: list[str] | None = None) -> list[Parameter]:
+    """Top-level ``name: type = default  # help`` (or ``name = default``) in the cell's code.
+
+    Like papermill's inspection, lines that do not parse are skipped, not fatal: each is
+    described in ``skipped`` (when given) as ``line N: TEXT``. A ``# type: X`` comment gives
+    an unannotated parameter its type, and the rest of the comment is its help.
+    """
     comments = _line_comments(source)
     parameters = []
-    for node in tree.body:
+    for node in _statements(source, skipped if skipped is not None else []):
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             name, annotation = node.target.id, ast.unparse(node.annotation)
             default = _literal_value(node.value) if node.value is not None else None
@@ -99,12 +102,53 @@ def parse_parameters(source: str) -> list[Parameter]:
         ):
             name, annotation = node.targets[0].id, ""
             default = _literal_value(node.value)
-            kind = _type_of_value(default)
+            # an expression default (``d = a == 3``) is kept as text, of no known type
+            kind = _type_of_value(default) if _is_literal(node.value) else ParamType("any")
         else:
             continue
         help_text = comments.get(node.end_lineno or node.lineno, "")
+        typed = _TYPE_COMMENT.fullmatch(help_text)
+        if typed:
+            help_text = typed["help"]
+            if not annotation:
+                with contextlib.suppress(SyntaxError, ValueError):
+                    kind = parse_annotation(ast.parse(typed["type"], mode="eval").body)
+                    annotation = typed["type"]
         parameters.append(Parameter(name, kind, default, help_text, annotation))
     return parameters
+
+
+_TYPE_COMMENT = re.compile(r"type:\s*(?P<type>\S+)\s*(?P<help>.*)")
+
+
+def _statements(source: str, skipped: list[str]) -> list[ast.stmt]:
+    """The cell's top-level statements; where the cell does not parse as a whole, statement by
+    statement: from each line, the shortest run of lines that parses, else the line skipped."""
+    try:
+        return ast.parse(source).body
+    except SyntaxError:
+        pass
+    lines = source.splitlines()
+    statements: list[ast.stmt] = []
+    start = 0
+    while start < len(lines):
+        if not lines[start].strip() or lines[start].lstrip().startswith("#"):
+            start += 1
+            continue
+        for stop in range(start + 1, len(lines) + 1):
+            try:
+                tree = ast.parse("\n".join(lines[start:stop]))
+            except SyntaxError:
+                continue
+            for node in tree.body:
+                ast.increment_lineno(node, start)
+            statements += tree.body
+            start = stop
+            break
+        else:
+            skipped.append(f"line {start + 1}: {lines[start].strip()}")
+            start += 1
+    return statements
 
 
 def parse_annotation(node: ast.expr) -> ParamType:
@@ -120,8 +164,12 @@ def parse_annotation(node: ast.expr) -> ParamType:
             inner.optional = True
             return inner
         return ParamType("any")
+    if isinstance(node, ast.Constant) and node.value is None:
+        return ParamType("any", optional=True)
     if isinstance(node, (ast.Name, ast.Attribute)):
         base = node.id if isinstance(node, ast.Name) else node.attr
+        if base == "NoneType":
+            return ParamType("any", optional=True)
         mapped = {"List": "list", "Dict": "dict", "Any": "any"}.get(base, base)
         return ParamType(mapped if mapped in _KINDS else "any")
     if isinstance(node, ast.Subscript):
@@ -287,6 +335,14 @@ def _type_of_value(value: Any) -> ParamType:
         if isinstance(value, python_type):
             return ParamType(kind)
     return ParamType("any")
+
+
+def _is_literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError):
+        return False
+    return True
 
 
 def _literal_value(node: ast.expr) -> Any:

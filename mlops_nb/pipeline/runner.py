@@ -51,6 +51,8 @@ def run_from_cli(args: argparse.Namespace) -> int:
     notebook = args.notebook
     _check_readable(notebook)
     pipeline = read_pipeline(notebook, _load(notebook))
+    for warning in pipeline.parameter_warnings():
+        print(f"mlops-nb run: warning: {warning}", file=sys.stderr)
     file_values = load_values_file(args.file) if args.file else None
     values = resolve(pipeline.parameters, args.parameter, file_values)
     result = run_notebook(
