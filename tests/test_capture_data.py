@@ -152,6 +152,7 @@ def test_the_record_holds_shape_schema_and_stats_and_is_json():
         "nulls": 0,
         "distinct": 3,
         "top": str(frame["segment"].value_counts().index[0]),
+        "counts": {str(k): int(n) for k, n in frame["segment"].value_counts().items()},
     }
     assert stats["churned"]["top"] == "False"
     assert stats["signup"]["min"] == str(frame["signup"].min())
@@ -176,7 +177,7 @@ def test_awkward_columns_are_described_not_refused():
 
     assert list(record["schema"]) == ["a.x", "a.y", "b", "b.1"]
     assert record["schema"]["b"] == "boolean"
-    assert record["stats"]["a.x"] == {"nulls": 1, "distinct": 1, "top": "[1, 2]"}
+    assert record["stats"]["a.x"] == {"nulls": 1, "distinct": 1, "top": "[1, 2]"}  # no counts
     assert record["stats"]["b"]["nulls"] == 1
     assert record["stats"]["b.1"]["nulls"] == 1
     json.dumps(record, allow_nan=False)
@@ -449,7 +450,9 @@ def test_arrays_of_other_shapes_and_dtypes():
 
     assert snap(images).stats["values"]["max"] <= 254
     assert snap(images).n_cols == 64
-    assert snap(labels).stats["0"] == {"nulls": 1, "distinct": 2, "top": "cat"}
+    assert snap(labels).stats["0"] == {
+        "nulls": 1, "distinct": 2, "top": "cat", "counts": {"cat": 2, "dog": 1}
+    }  # fmt: skip
     assert snap(records).schema == {"dtype": str(records.dtype), "shape": "2"}
     assert snap(records).n_duplicate_rows == 1
 
@@ -489,7 +492,9 @@ def test_polars_frames_are_snapshotted_and_diffed():
     assert before.schema["id"] == "Int64"
     assert before.schema["name"] == "String"
     assert before.n_duplicate_rows == 1
-    assert before.stats["name"] == {"nulls": 1, "distinct": 3, "top": "b"}
+    assert before.stats["name"] == {
+        "nulls": 1, "distinct": 3, "top": "b", "counts": {"a": 1, "b": 2, "e": 1}
+    }  # fmt: skip
     assert before.stats["id"]["max"] == 3
     assert before.stats["at"]["max"] == "1970-01-01 01:00:00.000004+01:00"
     json.dumps(before.to_record(), allow_nan=False)

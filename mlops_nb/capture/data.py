@@ -46,6 +46,7 @@ _MIX1 = 0xBF58476D1CE4E5B9
 _MIX2 = 0x94D049BB133111EB
 _TOP_CHARS = 100  # a "top" value is shown, not stored whole
 _CHUNK = 1 << 15  # rows hashed at a time: the mix's passes stay in the CPU cache
+_COUNTS = 20  # a column with at most this many distinct values gets its value counts
 
 
 @dataclass
@@ -168,12 +169,10 @@ def describe_change(
         change = diff(before, after)
     target = shape_after if after_name == before_name else f"{after_name} {shape_after}"
     head = f"{before_name} {before.n_rows:,}x{before.n_cols:,} -> {target}"
-    phrases = _change_phrases(change)
+    phrases = change_phrases(change)
     if not phrases:  # nothing counted: the same content, or the same content moved around
         if before.fingerprint == after.fingerprint:
             phrases = ["no change"]
-        elif change["values_changed"]:  # the same rows (as a multiset) in the same columns
-            phrases = ["rows reordered"]
         elif sorted(_columns_of(before)) == sorted(_columns_of(after)):
             phrases = ["columns reordered"]
         else:
@@ -550,11 +549,17 @@ def _number_stats(
         present = [label for label, n in counts.items() if n]
         stats["distinct"] = len(present)
         stats["top"] = max(present, key=counts.__getitem__) if present else None
+        stats["counts"] = {label: counts[label] for label in present}
     else:
         empty = len(valid) == 0
         stats["min"] = None if empty else _number(valid.min())
         stats["max"] = None if empty else _number(valid.max())
         stats["mean"], stats["std"] = _mean_std(valid)
+        low = None if empty or values.dtype.kind not in "iu" else int(valid.min())
+        if low is not None and int(valid.max()) - low < _COUNTS:
+            # a few small integers: class labels, cluster ids, ratings
+            counts = np.bincount((valid - low).astype(np.intp))
+            stats["counts"] = {str(low + i): int(n) for i, n in enumerate(counts) if n}
     return stats
 
 
@@ -590,6 +595,9 @@ def _coded_stats(codes: np.ndarray, labels: Any, by_repr: pd.Series | None) -> d
     # when labels are repr keys, show the original value instead
     value = labels[top] if by_repr is None else by_repr.iloc[int(np.argmax(codes == top))]
     stats["top"] = _text(value)
+    if by_repr is None and stats["distinct"] <= _COUNTS:
+        present = np.flatnonzero(counts[1:])
+        stats["counts"] = {_text(labels[i]): int(counts[i + 1]) for i in present}
     return stats
 
 
@@ -814,38 +822,49 @@ def _verified_terms(snap: DataSnapshot, names: list[str]) -> np.ndarray | None:
 # --- the one-line summary ------------------------------------------------------------------
 
 
-def _change_phrases(change: dict) -> list[str]:
-    """What ``change`` counted, in words. Rows are matched by content, so an edited row is one
-    removed and one added: such pairs are reported as changed rows."""
+def change_phrases(change: dict | None) -> list[str]:
+    """What a ``diff`` record counted, in words: the one description of a data change, used by
+    the notebook's summary line and the generated docs alike. Rows are matched by content, so
+    an edited row is one removed and one added: such pairs are reported as changed rows. Keys
+    missing from a record (logs written by older versions) count as nothing changed."""
+    if not change:
+        return []
     phrases = []
-    duplicates = change["duplicates_removed"]
-    other_removed = change["rows_removed"] - duplicates
-    edited = min(other_removed, change["rows_added"])  # an edited row is one out, one in
+    duplicates = _int(change.get("duplicates_removed"))
+    added = _int(change.get("rows_added"))
+    other_removed = max(0, _int(change.get("rows_removed")) - duplicates)
+    edited = min(other_removed, added)  # an edited row is one out, one in
     if duplicates:
         phrases.append(f"{_count(duplicates, 'duplicate row')} dropped")
     if other_removed - edited:
         phrases.append(f"{_count(other_removed - edited, 'row')} removed")
     if edited:
         phrases.append(f"{_count(edited, 'row')} changed")
-    if change["rows_added"] - edited:
-        phrases.append(f"{_count(change['rows_added'] - edited, 'row')} added")
+    if added - edited:
+        phrases.append(f"{_count(added - edited, 'row')} added")
     for key, verb in (("columns_added", "added"), ("columns_dropped", "dropped")):
-        names = change[key]
+        names = [str(name) for name in change.get(key) or []]
         if names:
             phrases.append(f"{_count(len(names), 'column')} {verb} ({_names(names)})")
     for key, verb in (("nulls_filled", "filled"), ("nulls_introduced", "introduced")):
-        per_column = change[key]
+        per_column = {str(k): _int(n) for k, n in (change.get(key) or {}).items()}
         if 0 < len(per_column) <= 3:
             phrases += [f"{_count(n, 'null')} {verb} in {name}" for name, n in per_column.items()]
         elif per_column:
             total = sum(per_column.values())
             phrases.append(f"{_count(total, 'null')} {verb} in {len(per_column)} columns")
-    dtypes = change["dtype_changes"]
+    dtypes = change.get("dtype_changes") or {}
     if len(dtypes) <= 3:
         phrases += [f"{name}: {old} -> {new}" for name, (old, new) in dtypes.items()]
     else:
         phrases.append(f"{len(dtypes)} dtypes changed")
+    if not phrases and change.get("values_changed"):  # the same rows and columns, moved
+        phrases.append("rows reordered")
     return phrases
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and value == value else 0
 
 
 def _count(n: int, noun: str) -> str:

@@ -73,6 +73,79 @@ def describe_estimator(value: Any) -> dict:
     }
 
 
+def recorded_kind(class_name: str, params: dict | None = None) -> str:
+    """classifier, regressor, clusterer, transformer or estimator for a model known only by
+    its record (dotted class name, parameters as ``describe_estimator`` gave them).
+
+    A Pipeline is what its last step is; a meta-estimator (a search, a calibrator) what its
+    ``estimator`` is. The class is imported from its recorded path and asked through
+    scikit-learn's mixins or ``_estimator_type``; a class that cannot be imported (defined in
+    a notebook, a package not installed here) is judged by its name."""
+    params = params if isinstance(params, dict) else {}
+    short = class_name.rsplit(".", 1)[-1]
+    steps = params.get("steps")
+    if short == "Pipeline" and isinstance(steps, list) and steps:
+        last = steps[-1]
+        step = last[1] if isinstance(last, list | tuple) and len(last) >= 2 else last
+        if isinstance(step, str) and step not in ("passthrough", "drop"):
+            return recorded_kind(step)
+        return "transformer" if len(steps) > 1 else "estimator"
+    cls = _import_class(class_name)
+    kind = _class_kind(cls) if cls is not None else None
+    if kind is None:
+        inner = next(
+            (params[key] for key in ("estimator", "base_estimator", "regressor", "classifier")
+             if isinstance(params.get(key), str)), None,
+        )  # fmt: skip
+        kind = recorded_kind(inner) if inner else _kind_by_name(short)
+    return kind
+
+
+def _import_class(class_name: str) -> type | None:
+    module, _, qualname = class_name.rpartition(".")
+    if not module or module == "__main__":
+        return None
+    import importlib
+
+    try:
+        found: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except Exception:  # not installed here, renamed since, or broken on import
+        return None
+    return found if isinstance(found, type) else None
+
+
+def _class_kind(cls: type) -> str | None:
+    try:
+        from sklearn.base import ClassifierMixin, ClusterMixin, RegressorMixin, TransformerMixin
+    except ImportError:
+        return None
+    for mixin, kind in ((ClassifierMixin, "classifier"), (RegressorMixin, "regressor"),
+                        (ClusterMixin, "clusterer")):  # fmt: skip
+        if issubclass(cls, mixin):
+            return kind
+    declared = getattr(cls, "_estimator_type", None)  # a property on meta-estimators
+    if declared in ("classifier", "regressor", "clusterer"):
+        return declared
+    if issubclass(cls, TransformerMixin):
+        return "transformer"
+    return None
+
+
+def _kind_by_name(short: str) -> str:
+    lowered = short.lower()
+    if short.endswith("NB") or any(word in lowered for word in ("classif", "logistic", "svc")):
+        return "classifier"
+    if any(word in lowered for word in ("regress", "svr", "lasso", "ridge", "elasticnet")):
+        return "regressor"
+    if any(word in lowered for word in ("cluster", "means", "dbscan", "optics", "birch")):
+        return "clusterer"
+    if any(word in lowered for word in ("scaler", "encoder", "transformer", "pca", "imputer")):
+        return "transformer"
+    return "estimator"
+
+
 # --- fit tokens ----------------------------------------------------------------------------
 
 

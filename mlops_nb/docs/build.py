@@ -25,9 +25,11 @@ import yaml
 
 import mlops_nb
 from mlops_nb._version import __version__
+from mlops_nb.capture.data import change_phrases
+from mlops_nb.capture.estimators import recorded_kind
 from mlops_nb.docs import lineage
 from mlops_nb.errors import MlopsError
-from mlops_nb.log.sqltext import literal as _sql_text
+from mlops_nb.log.filters import Condition, Sort
 from mlops_nb.pipeline.notebook import read_pipeline
 
 FORMATS = ("html", "md")
@@ -79,6 +81,8 @@ class DatasetDoc:
     schema: dict[str, str]
     changes: list[str]
     stats: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
+    n_rows: int | None = None
+    n_cols: int | None = None
 
 
 @dataclass
@@ -243,8 +247,9 @@ def collect(notebook: str | Path, log: Any, run_id: str | None = None) -> DocMod
 
     graph = lineage.build_graph(cells, record.datasets, record.lineage, record.models)
     environment = _environment(log, record.run_id)
-    main_model = _main_model(models, card)
+    main_model = _main_model(models, card, stage_of)
     training = _training_data(record, datasets, main_model, stage_of)
+    task = _task(main_model, training.get("target"), record, datasets)
     stage_list = [s for s in stages.values() if s.code or s.duration_s is not None]
     reproducibility = _reproducibility(log, record, environment, datasets, output_note)
     return DocModel(
@@ -263,10 +268,12 @@ def collect(notebook: str | Path, log: Any, run_id: str | None = None) -> DocMod
         lineage_svg=lineage.to_svg(graph),
         lineage_mermaid=lineage.to_mermaid(graph),
         stages=stage_list,
-        datasheet=_datasheet(training, datasets, card, stage_list),
+        datasheet=_datasheet(training, datasets, card, stage_list, task),
         card={
             **_model_card(main_model, models, card, training, record),
-            "groups": _group_metrics(log, record, card.get("groups")),
+            "task": task,
+            "groups": _group_metrics(log, record, card.get("groups"), task),
+            "residuals": _residuals(log, record, main_model, task, card.get("groups"), datasets),
         },  # fmt: skip
         reproducibility=reproducibility,
         metrics=[(key, format_number(value)) for key, value in record.metrics.items()],
@@ -279,17 +286,12 @@ def collect(notebook: str | Path, log: Any, run_id: str | None = None) -> DocMod
 
 def _schedules(log: Any, name: str) -> list[dict[str, Any]]:
     """The notebook's recorded schedules and their next five run times."""
-    from mlops_nb.pipeline.schedule import next_run_times
+    from mlops_nb.pipeline.schedule import upcoming_runs
 
-    found = log.sql(
-        f"SELECT cron, target FROM schedules WHERE notebook_path = {_sql_text(name)} "
-        f"OR ends_with(notebook_path, {_sql_text('/' + name)}) ORDER BY created_at DESC"
-    )
-    schedules = []
-    for row in found.itertuples():
-        times = [t.strftime("%Y-%m-%d %H:%M %Z").strip() for t in next_run_times(row.cron)]
-        schedules.append({"cron": row.cron, "target": row.target, "next": times})
-    return schedules
+    return [
+        {"cron": row.cron, "target": row.target, "next": upcoming_runs(row.cron)}
+        for row in log.schedules(name).itertuples()
+    ]
 
 
 def _reruns(log: Any, record: Any) -> list[dict[str, Any]]:
@@ -298,10 +300,10 @@ def _reruns(log: Any, record: Any) -> list[dict[str, Any]]:
     path = record.info.get("notebook_path")
     if not isinstance(path, str) or not record.metrics:
         return []
-    candidates = log.runs(
-        where=f"notebook_path = {_sql_text(path)} AND status = 'finished' "
-        f"AND run_id <> {_sql_text(record.run_id)}"
-    )
+    candidates = log.runs(filters=[
+        Condition("notebook_path", "=", path), Condition("status", "=", "finished"),
+        Condition("run_id", "!=", record.run_id),
+    ])  # fmt: skip
     reruns = []
     for values in candidates.to_dict(orient="records"):  # "params.x" keys: not attributes
         same_params = all(
@@ -324,8 +326,10 @@ def _sweep(log: Any, record: Any) -> dict[str, Any]:
 
     best_keys = [key for key in record.metrics if key.startswith("best_")]
     metric = best_keys[0][len("best_") :] if best_keys else None
-    order = f"metrics.{metric} DESC NULLS LAST" if metric else "start_time"
-    children = log.runs(where=f"parent_run_id = {_sql_text(record.run_id)}", order_by=order)
+    children = log.runs(
+        filters=[Condition("parent_run_id", "=", record.run_id)],
+        order_by=Sort(f"metrics.{metric}") if metric else Sort("start_time", descending=False),
+    )
     grid = record.params.get("sweep.grid") or {}
     swept = [name for name in grid if f"params.{name}" in children.columns]
     rows = []
@@ -385,16 +389,12 @@ def format_number(value: Any) -> str:
 
 # ---------------------------------------------------------------------- pieces
 def _latest_finished_run(log: Any, name: str) -> str:
-    literal, slash = _sql_text(name), _sql_text("/" + name)
-    found = log.sql(
-        "SELECT run_id FROM runs WHERE status = 'finished' AND (notebook_path = "
-        f"{literal} OR ends_with(notebook_path, {slash})) ORDER BY start_time DESC LIMIT 1"
-    )
-    if found.empty:
+    found = log.latest_run_of(name)
+    if found is None:
         raise MlopsError(
             f"no finished run of {name} in the log: run it with mlops-nb run, or pass --run"
         )
-    return str(found["run_id"][0])
+    return found
 
 
 def _purpose(nb: nbformat.NotebookNode) -> str:
@@ -468,36 +468,11 @@ def _dataset_doc(row: Any) -> DatasetDoc:
     return DatasetDoc(
         name=row.name, version=int(row.version), kind=str(row.kind), shape=lineage._shape(row),
         fingerprint=str(row.fingerprint or ""), schema=schema if isinstance(schema, dict) else {},
-        changes=describe_changes(diff), stats=stats if isinstance(stats, dict) else {},
+        changes=change_phrases(diff if isinstance(diff, dict) else {}),
+        stats=stats if isinstance(stats, dict) else {},
+        n_rows=None if pd.isna(row.n_rows) else int(row.n_rows),
+        n_cols=None if pd.isna(row.n_cols) else int(row.n_cols),
     )  # fmt: skip
-
-
-def describe_changes(diff: dict[str, Any]) -> list[str]:
-    """Readable sentences for a ``datasets.diff`` record."""
-    if not diff:
-        return []
-    changes = []
-    before, after = diff.get("rows_before"), diff.get("rows_after")
-    if before is not None and after is not None and before != after:
-        changes.append(f"rows: {before} → {after}")
-    if diff.get("duplicates_removed"):
-        changes.append(f"{diff['duplicates_removed']} duplicate rows dropped")
-    if diff.get("rows_removed") or diff.get("rows_added"):
-        changes.append(
-            f"{diff.get('rows_removed', 0)} rows removed, {diff.get('rows_added', 0)} rows added "
-            "(a row whose values changed counts as both)"
-        )
-    for key, label in (("nulls_filled", "nulls filled"), ("nulls_introduced", "nulls introduced")):
-        if diff.get(key):
-            changes.append(f"{label}: " + ", ".join(f"{c} {n}" for c, n in diff[key].items()))
-    if diff.get("dtype_changes"):
-        changes.append("type changes: " + ", ".join(
-            f"{c} {old} → {new}" for c, (old, new) in diff["dtype_changes"].items()))  # fmt: skip
-    if diff.get("columns_added"):
-        changes.append("columns added: " + ", ".join(diff["columns_added"]))
-    if diff.get("columns_dropped"):
-        changes.append("columns removed: " + ", ".join(diff["columns_dropped"]))
-    return changes
 
 
 def _model_doc(row: Any) -> dict[str, Any]:
@@ -509,17 +484,35 @@ def _model_doc(row: Any) -> dict[str, Any]:
         "n_features_in": None if pd.isna(row.n_features_in) else int(row.n_features_in),
         "fit_dataset_id": row.fit_dataset_id if isinstance(row.fit_dataset_id, str) else None,
         "sha256": row.artifact_sha256 if isinstance(row.artifact_sha256, str) else None,
+        "kind": recorded_kind(str(row.class_name), params if isinstance(params, dict) else {}),
     }  # fmt: skip
 
 
-def _main_model(models: list[dict[str, Any]], card: dict[str, Any]) -> dict[str, Any] | None:
-    """The card's ``model`` variable, else one named ``model``, else the last one saved."""
-    for wanted in (card.get("model"), "model"):
-        named = [m for m in models if m["name"] == wanted]
-        if named:
-            return named[-1]
-    saved = [m for m in models if m["sha256"]]
-    return (saved or models or [None])[-1]
+def _main_model(
+    models: list[dict[str, Any]], card: dict[str, Any], stage_of: dict[int, str]
+) -> dict[str, Any] | None:
+    """The card's ``model:`` variable; else what the train stage produced: the last predictor
+    fitted there, a supervised one before a clusterer, a baseline (a Dummy* class, a variable
+    called baseline) last; then a predictor of another stage, then the last model saved."""
+    named = [m for m in models if m["name"] == card.get("model")]
+    if named:
+        return named[-1]
+
+    def rank(position: int) -> tuple:
+        model = models[position]
+        baseline = model["short_class"].startswith("Dummy") or any(
+            word in model["name"].lower() for word in ("baseline", "dummy")
+        )
+        return (
+            model["kind"] in _PREDICTORS,
+            stage_of.get(model["cell_seq"]) == "train",
+            model["kind"] in ("classifier", "regressor"),
+            not baseline,
+            model["sha256"] is not None,
+            position,
+        )
+
+    return models[max(range(len(models)), key=rank)] if models else None
 
 
 def _training_data(record, datasets, model, stage_of) -> dict[str, Any]:
@@ -533,7 +526,7 @@ def _training_data(record, datasets, model, stage_of) -> dict[str, Any]:
     target = None
     for dataset_id in fit_reads["dataset_id"]:
         candidate = datasets.get(dataset_id)
-        if candidate is not None and candidate is not features and len(candidate.schema) == 1:
+        if model["kind"] != "clusterer" and _is_column(candidate) and candidate is not features:
             target = candidate
     before = record.datasets[record.datasets["cell_seq"] < model["cell_seq"]]
     steps = []
@@ -556,15 +549,108 @@ def _training_data(record, datasets, model, stage_of) -> dict[str, Any]:
     return {"features": features, "target": target, "steps": steps, "sources": sources}
 
 
-def _class_balance(target: DatasetDoc | None) -> list[tuple[str, str]]:
-    """Shares per class of a 0/1 target (from its stats), else its recorded summary."""
-    if target is None:
+_PREDICTORS = ("classifier", "regressor", "clusterer")
+
+
+def _is_column(dataset: DatasetDoc | None) -> bool:
+    """One column of values (a Series, a 1-d array, a one-column frame): a target, labels or
+    predictions."""
+    if dataset is None:
+        return False
+    if dataset.n_cols is not None:
+        return dataset.n_cols == 1
+    return len(dataset.schema) == 1
+
+
+def _target_counts(target: DatasetDoc | None) -> dict[str, int] | None:
+    """Rows per class of a target, from its recorded stats (value counts, or a 0/1 mean)."""
+    if target is None or not target.stats:
+        return None
+    stats = next(iter(target.stats.values()))
+    counts = stats.get("counts")
+    if isinstance(counts, dict) and counts:
+        return dict(sorted(counts.items(), key=lambda item: _label_order(item[0])))
+    mean, rows = stats.get("mean"), target.n_rows
+    if stats.get("min") == 0 and stats.get("max") == 1 and mean is not None and rows:
+        valid = rows - int(stats.get("nulls") or 0)
+        return {"0": round(valid * (1 - float(mean))), "1": round(valid * float(mean))}
+    return None
+
+
+def _label_order(label: str) -> tuple:
+    try:
+        return (0, float(label), "")
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def _task(model, target: DatasetDoc | None, record, datasets) -> dict[str, Any]:
+    """What the main model does, in words, with what the log knows about its outputs: the
+    classes of a classifier (from its target), the clusters of a clusterer."""
+    kind = model["kind"] if model else None
+    task: dict[str, Any] = {"kind": kind, "label": "not recorded", "classes": [],
+                            "clusters": [], "n_clusters": None}  # fmt: skip
+    if kind == "classifier":
+        counts = _target_counts(target)
+        if counts is None and target is not None:
+            distinct = next(iter(target.stats.values()), {}).get("distinct")
+            counts = dict.fromkeys(map(str, range(distinct)), 0) if distinct else None
+        task["classes"] = list(counts or [])
+        n = len(task["classes"])
+        task["label"] = ("binary classification" if n == 2 else
+                         f"multiclass classification ({n} classes)" if n > 2 else
+                         "classification")  # fmt: skip
+        task["kind"] = "binary" if n == 2 else "multiclass" if n > 2 else "classifier"
+    elif kind == "regressor":
+        task["label"] = "regression"
+    elif kind == "clusterer":
+        labels = _cluster_labels(model, record, datasets)
+        counts = _target_counts(labels) or {}
+        total = sum(counts.values())
+        task["clusters"] = [(label, n, f"{n / total:.1%}") for label, n in counts.items()]
+        declared = next((model["params"].get(k) for k in ("n_clusters", "n_components")
+                         if k in model["params"]), None)  # fmt: skip
+        try:
+            task["n_clusters"] = int(json.loads(declared)) if declared else None
+        except (TypeError, ValueError):
+            task["n_clusters"] = None
+        if task["n_clusters"] is None and counts:
+            task["n_clusters"] = len([label for label in counts if label != "-1"])  # -1: noise
+        task["label"] = "clustering" + (
+            f" ({task['n_clusters']} clusters)" if task["n_clusters"] else "")  # fmt: skip
+    elif kind:
+        task["label"] = f"a {kind}, not a predictor"
+    return task
+
+
+def _cluster_labels(model, record, datasets) -> DatasetDoc | None:
+    """The cluster of each row, when the notebook kept it: one column written by the cell that
+    fitted the clusterer (``fit_predict``) or by a later one that read it (``predict``)."""
+    for row in record.cells[record.cells["cell_seq"] >= model["cell_seq"]].itertuples():
+        reads = json.loads(row.reads) if isinstance(row.reads, str) else []
+        if row.cell_seq != model["cell_seq"] and model["name"] not in reads:
+            continue
+        written = record.lineage[(record.lineage["cell_seq"] == row.cell_seq)
+                                 & (record.lineage["direction"] == "out")]  # fmt: skip
+        for dataset_id in written["dataset_id"]:
+            candidate = datasets.get(dataset_id)
+            if _is_column(candidate) and _target_counts(candidate):
+                return candidate
+    return None
+
+
+def _class_balance(target: DatasetDoc | None, task: dict[str, Any]) -> list[tuple[str, str]]:
+    """Shares per class of a classifier's target; for a regressor the target's distribution;
+    else (a kind not known) its recorded summary."""
+    if target is None or task["kind"] == "clusterer":
         return []
     column, stats = next(iter(target.stats.items()), ("", {}))
-    if stats.get("min") == 0 and stats.get("max") == 1 and stats.get("mean") is not None:
-        share = float(stats["mean"])
-        return [(f"{column} = 0", f"{1 - share:.1%}"), (f"{column} = 1", f"{share:.1%}")]
-    return [(k, format_number(v) if isinstance(v, float) else str(v)) for k, v in stats.items()]
+    counts = _target_counts(target) if task["kind"] != "regressor" else None
+    if counts:
+        total = sum(counts.values()) or 1
+        return [(f"{column} = {label}", f"{n / total:.1%} ({n:,})") for label, n in counts.items()]
+    return [(k, format_number(v) if isinstance(v, float) else str(v))
+            for k, v in stats.items() if k != "counts"]  # fmt: skip
 
 
 def _columns(dataset: DatasetDoc | None) -> list[dict[str, str]]:
@@ -575,14 +661,14 @@ def _columns(dataset: DatasetDoc | None) -> list[dict[str, str]]:
         stats = dataset.stats.get(column, {}) if isinstance(dataset.stats, dict) else {}
         summary = ", ".join(
             f"{k} {format_number(v) if isinstance(v, float) else v}"
-            for k, v in stats.items() if k != "nulls"
+            for k, v in stats.items() if k not in ("nulls", "counts")
         )  # fmt: skip
         rows.append({"name": column, "dtype": str(dtype), "nulls": str(stats.get("nulls", "")),
                      "summary": summary})  # fmt: skip
     return rows
 
 
-def _datasheet(training, datasets, card, stages) -> dict[str, Any]:
+def _datasheet(training, datasets, card, stages, task) -> dict[str, Any]:
     author = card.get("datasheet") if isinstance(card.get("datasheet"), dict) else {}
     author = {_key(k): v for k, v in author.items()}
     sources = training.get("sources", [])
@@ -590,7 +676,8 @@ def _datasheet(training, datasets, card, stages) -> dict[str, Any]:
         "features": training.get("features"),
         "target": training.get("target"),
         "columns": _columns(training.get("features")),
-        "balance": _class_balance(training.get("target")),
+        "balance": _class_balance(training.get("target"), task),
+        "balance_title": "Distribution" if task["kind"] == "regressor" else "Class balance",
         "sources": sources,
         "source_columns": {s.name: _columns(s) for s in sources},
         "steps": training.get("steps", []),
@@ -623,26 +710,27 @@ def _model_card(model, models, card, training, record) -> dict[str, Any]:
     }
 
 
-def _group_metrics(log: Any, record: Any, declared: Any) -> dict[str, Any] | None:
-    """Accuracy per group when the card declares them::
+def _group_metrics(
+    log: Any, record: Any, declared: Any, task: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Results per group when the card declares them::
 
         groups: {column: contract, data: X_test, target: y_test, prediction: predicted}
 
-    The values are the run's checkpoints (saved by pipeline runs), so the numbers are the
-    recorded run's own, recomputed exactly."""
+    accuracy for a classifier (and the predicted positive rate for a binary one), errors for a
+    regressor. The values are the run's checkpoints (saved by pipeline runs), so the numbers
+    are the recorded run's own, recomputed exactly."""
     if not declared:
         return None
     needed = ("column", "data", "target", "prediction")
     if not isinstance(declared, dict) or any(not declared.get(k) for k in needed):
         return {"note": "the card's groups need column, data, target and prediction", "rows": []}
+    if task["kind"] == "clusterer":
+        return {"note": "a clusterer has no target: there are no per-group results", "rows": []}
     from mlops_nb.capture.checkpoint import load_value
 
     names = [declared["data"], declared["target"], declared["prediction"]]
-    saved = log.sql(
-        "SELECT name, format, path FROM checkpoints WHERE run_id = "
-        f"{_sql_text(record.run_id)} AND name IN ({', '.join(map(_sql_text, names))}) "
-        "QUALIFY row_number() OVER (PARTITION BY name ORDER BY cell_seq DESC) = 1"
-    )
+    saved = log.checkpoints(record.run_id, names=names)
     found = {row.name: (row.format, row.path) for row in saved.itertuples()}
     missing = [name for name in names if name not in found]
     if missing:
@@ -654,18 +742,89 @@ def _group_metrics(log: Any, record: Any, declared: Any) -> dict[str, Any] | Non
     column = declared["column"]
     if column not in getattr(data, "columns", []):
         return {"note": f"{declared['data']} has no column {column!r}", "rows": []}
-    frame = pd.DataFrame({
-        "group": pd.Series(data[column]).astype(str).to_numpy(),
-        "correct": pd.Series(target).to_numpy() == pd.Series(prediction).to_numpy(),
-        "positive": pd.Series(prediction).to_numpy() == 1,
-    })  # fmt: skip
-    rows = [
-        {"group": group, "count": int(len(part)),
-         "accuracy": format_number(part["correct"].mean()),
-         "positive_rate": format_number(part["positive"].mean())}
-        for group, part in frame.groupby("group", sort=True)
+    groups = pd.Series(data[column]).astype(str).to_numpy()
+    target, prediction = pd.Series(target).to_numpy(), pd.Series(prediction).to_numpy()
+    if task["kind"] == "regressor":
+        error = target.astype(float) - prediction.astype(float)
+        frame = pd.DataFrame({"group": groups, "error": error})
+        headers = ["count", "mean absolute error", "root mean squared error", "mean error"]
+        values = [
+            (group, [len(part), (e := part["error"]).abs().mean(), (e**2).mean() ** 0.5, e.mean()])
+            for group, part in frame.groupby("group", sort=True)
+        ]
+    else:
+        frame = pd.DataFrame({"group": groups, "correct": target == prediction})
+        headers = ["count", "accuracy"]
+        positive = task["classes"][-1] if task["kind"] == "binary" else None
+        if positive is not None:  # the larger label: 1 of 0/1, True of False
+            frame["positive"] = pd.Series(prediction).astype(str).to_numpy() == positive
+            named = "" if positive in ("1", "True") else f" ({positive})"
+            headers.append(f"predicted positive rate{named}")
+        values = [
+            (group, [len(part), part["correct"].mean()]
+             + ([part["positive"].mean()] if positive is not None else []))
+            for group, part in frame.groupby("group", sort=True)
+        ]  # fmt: skip
+    rows = [{"group": g, "values": [format_number(v) for v in vs]} for g, vs in values]
+    return {"column": column, "note": None, "headers": headers, "rows": rows}
+
+
+def _residuals(log, record, model, task, declared, datasets) -> dict[str, Any] | None:
+    """A regressor's residuals (target - prediction) on its evaluation data, from the run's
+    saved values: the card's groups name them, else the column a cell reading the model wrote
+    (the prediction) and a column of as many rows read beside it (the target)."""
+    if model is None or task["kind"] != "regressor":
+        return None
+    if isinstance(declared, dict) and declared.get("target") and declared.get("prediction"):
+        names = (str(declared["target"]), str(declared["prediction"]))
+    else:
+        names = _evaluation_names(record, model, datasets)
+    if names is None:
+        return {"note": "no prediction of the model next to its target was recorded", "rows": []}
+    from mlops_nb.capture.checkpoint import load_value
+
+    saved = {row.name: row for row in log.checkpoints(record.run_id, names=names).itertuples()}
+    if any(name not in saved for name in names):
+        return {"note": f"no saved values for {' and '.join(names)} in this run (residuals "
+                "need a run made with mlops-nb run)", "rows": []}  # fmt: skip
+    target, prediction = (
+        pd.Series(load_value(saved[n].format, log.artifacts_dir / saved[n].path)).to_numpy()
+        for n in names
+    )
+    if len(target) != len(prediction):
+        return {"note": f"{names[0]} and {names[1]} differ in length", "rows": []}
+    residual = pd.Series(target.astype(float) - prediction.astype(float))
+    summary = [
+        ("rows", len(residual)), ("mean (bias)", residual.mean()), ("std", residual.std()),
+        ("mean absolute", residual.abs().mean()), ("root mean square", (residual**2).mean() ** 0.5),
+        ("min", residual.min()), ("median", residual.median()), ("max", residual.max()),
     ]  # fmt: skip
-    return {"column": column, "note": None, "rows": rows}
+    rows = [(label, format_number(value)) for label, value in summary]
+    return {"target": names[0], "prediction": names[1], "note": None, "rows": rows}
+
+
+def _evaluation_names(record, model, datasets) -> tuple[str, str] | None:
+    """(target, prediction): a column written by a cell that read the model after its fit,
+    and a column with as many rows read by that cell or by a later one that read the
+    prediction."""
+    lineage_rows = record.lineage
+    for cell in record.cells[record.cells["cell_seq"] > model["cell_seq"]].itertuples():
+        if model["name"] not in (json.loads(cell.reads) if isinstance(cell.reads, str) else []):
+            continue
+        here = lineage_rows[lineage_rows["cell_seq"] == cell.cell_seq]
+        for prediction_id in here.loc[here["direction"] == "out", "dataset_id"]:
+            prediction = datasets.get(prediction_id)
+            if not _is_column(prediction):
+                continue
+            reads = lineage_rows[lineage_rows["direction"] == "in"]
+            readers = {cell.cell_seq, *reads.loc[reads["dataset_id"] == prediction_id, "cell_seq"]}
+            beside = reads[reads["cell_seq"].isin(readers)]
+            for target_id in beside["dataset_id"]:
+                target = datasets.get(target_id)
+                if (target is not prediction and _is_column(target)
+                        and target.n_rows == prediction.n_rows):  # fmt: skip
+                    return target.name, prediction.name
+    return None
 
 
 def _lookup(record, dataset_id: str) -> DatasetDoc | None:
@@ -685,10 +844,7 @@ def _card_text(value: Any) -> str | None:
 
 
 def _environment(log: Any, run_id: str) -> dict[str, Any]:
-    rows = log.sql(
-        "SELECT kind, name, version FROM environment WHERE run_id = "
-        f"'{run_id}' ORDER BY kind, lower(name)"
-    )
+    rows = log.environment(run_id)
     python = rows[(rows["kind"] == "python") & (rows["name"] == "python")]["version"]
     platform = rows[rows["kind"] == "platform"]["version"]
     packages = {r.name: r.version for r in rows[rows["kind"] == "package"].itertuples()}
@@ -725,10 +881,7 @@ def _parameters(pipeline, used: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _reproducibility(log, record, environment, datasets, output_note) -> dict[str, Any]:
-    notes = log.sql(
-        "SELECT cell_seq, kind, message FROM notes WHERE run_id = "
-        f"'{record.run_id}' ORDER BY created_at"
-    )
+    notes = log.notes(record.run_id)
     messages = [(r.kind, r.message) for r in notes.itertuples()]
     if output_note:
         messages.append(("figures", output_note))
