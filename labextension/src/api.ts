@@ -93,6 +93,20 @@ export interface ScheduleResult {
   note: string | null;
 }
 
+/** A pipeline run this server started (GET pipeline/runs), as of its last check. */
+export interface PipelineProcess {
+  pid: number;
+  notebook: string;
+  state: 'running' | 'finished' | 'failed';
+  returncode: number | null;
+  /** The last line of the process's error output when it failed. */
+  error: string | null;
+  /** The process's output file, beside the log. */
+  log: string;
+  started: string;
+  ended: string | null;
+}
+
 /** An answer of the API that was not a success; `message` is the server's one line. */
 export class ApiError extends Error {
   constructor(

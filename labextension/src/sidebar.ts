@@ -11,6 +11,7 @@ import {
   Experiment,
   Health,
   Parameter,
+  PipelineProcess,
   query,
   request,
   RunDetail,
@@ -57,6 +58,7 @@ export class MlopsPanel extends Widget {
   private selected = new Set<string>();
   private pollTimer: number | null = null;
   private pipelinesActive = false;
+  private reportedFailures = new Set<number>();
   private renderToken = 0;
   private readonly status: HTMLElement;
   private readonly toolbar: HTMLElement;
@@ -228,8 +230,9 @@ export class MlopsPanel extends Widget {
     this.pollTimer = null;
     if (this.pipelinesActive) {
       try {
-        const processes = await request<{ returncode: number | null }[]>('pipeline/runs');
-        this.pipelinesActive = processes.some(p => p.returncode === null);
+        const processes = await request<PipelineProcess[]>('pipeline/runs');
+        this.pipelinesActive = processes.some(p => p.state === 'running');
+        this.reportFailures(processes);
       } catch {
         this.pipelinesActive = false;
       }
@@ -239,6 +242,17 @@ export class MlopsPanel extends Widget {
     }
     if (!this.isDisposed) {
       await this.display(this.view, true);
+    }
+  }
+
+  /** Say so when a pipeline process ended in failure (e.g. before its run was recorded). */
+  private reportFailures(processes: PipelineProcess[]): void {
+    for (const process of processes) {
+      if (process.state === 'failed' && !this.reportedFailures.has(process.pid)) {
+        this.reportedFailures.add(process.pid);
+        const why = process.error ?? `exit code ${process.returncode}`;
+        this.setStatus(`Pipeline run of ${process.notebook} (process ${process.pid}) failed: ${why}`, true);
+      }
     }
   }
 

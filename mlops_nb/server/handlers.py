@@ -9,28 +9,29 @@ browser, and none of ours, is written here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import math
 import mimetypes
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import tornado.web
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
-from tornado.ioloop import PeriodicCallback
 
 import mlops_nb
-from mlops_nb.errors import MlopsError, QueryError, RunNotFoundError
+from mlops_nb.errors import MlopsError, RunNotFoundError
 from mlops_nb.log.filters import STAGE_TAG, Condition, Sort, conditions_from_json
-from mlops_nb.log.location import LOG_ENV_VAR, default_log_path
+from mlops_nb.log.location import default_log_path
+from mlops_nb.server import AUTH_RESOURCE
+from mlops_nb.server.processes import ProcessRegistry, RunRequest, TooManyRuns
 
 MAX_PAGE_SIZE = 500
+MAX_PAGE = 1_000_000  # beyond any log's size; keeps the offset a small integer
 _VALUE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RUN_ID = re.compile(r"[0-9a-zA-Z_-]+")
@@ -39,6 +40,16 @@ PROGRESS_TAG = "mlops.progress"
 
 class BadRequest(Exception):
     """An input the API refuses; its message goes back to the browser as is."""
+
+
+@contextlib.contextmanager
+def parsing(what: str, *also: type[Exception]) -> Iterator[None]:
+    """Turn the ValueError/TypeError/KeyError (and ``also``) of reading ``what`` into a 400."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, *also) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BadRequest(f"bad {what}: {detail}") from None
 
 
 # ---------------------------------------------------------------------- the log, off the loop
@@ -245,11 +256,13 @@ def inside(folder: Path, relative: str) -> Path:
     parts = Path(relative).parts
     if not relative or Path(relative).is_absolute() or ".." in parts or "\\" in relative:
         raise BadRequest(f"bad file path {relative!r}: a relative path without '..' is needed")
-    base = folder.resolve()
-    target = (base / relative).resolve()
+    with parsing(f"file path {relative[:80]!r}", OSError):  # a NUL byte, a name too long...
+        base = folder.resolve()
+        target = (base / relative).resolve()
+        exists = target.is_file()
     if not target.is_relative_to(base):
         raise BadRequest(f"bad file path {relative!r}: outside the store")
-    if not target.is_file():
+    if not exists:
         raise RunNotFoundError(f"no file {relative!r}")
     return target
 
@@ -288,7 +301,8 @@ def inside_root(root_dir: str, relative: str, what: str = "path") -> Path:
     if Path(relative).is_absolute() or ".." in Path(relative).parts:
         raise BadRequest(f"{what} {relative!r} must be relative to the root, without '..'")
     root = Path(root_dir).resolve()
-    target = (root / relative).resolve()
+    with parsing(f"{what} {relative[:80]!r}", OSError):  # a NUL byte, a name too long...
+        target = (root / relative).resolve()
     if not target.is_relative_to(root):
         raise BadRequest(f"{what} {relative!r} is outside the server's root folder")
     return target
@@ -301,7 +315,9 @@ def notebook_in_root(root_dir: str, notebook: Any) -> Path:
     target = inside_root(root_dir, notebook, "notebook")
     if target.suffix != ".ipynb":
         raise BadRequest(f"notebook {notebook!r} is not a .ipynb file")
-    if not target.is_file():
+    with parsing(f"notebook {notebook[:80]!r}", OSError):
+        exists = target.is_file()
+    if not exists:
         raise BadRequest(f"no notebook {notebook!r} in the server's root folder")
     return target
 
@@ -314,58 +330,47 @@ def parameter_values(data: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def cli_text(value: Any) -> str:
-    """How ``mlops-nb run -p NAME VALUE`` reads a typed value back."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)  # bools as true/false, None as null, lists and dicts as JSON
-
-
 def check_parameters(notebook: Path, values: dict[str, Any]) -> dict[str, Any]:
     from mlops_nb.pipeline.parameters import load_parameters, resolve
 
-    return resolve(load_parameters(notebook), [], values)
+    with parsing(f"notebook {notebook.name}"):  # not JSON, not a notebook's structure
+        parameters = load_parameters(notebook)
+    return resolve(parameters, [], values)
 
 
 def read_parameters(notebook: Path) -> list[dict[str, Any]]:
     from mlops_nb.pipeline.parameters import load_parameters
 
-    return [plain(p.to_record()) for p in load_parameters(notebook)]
+    with parsing(f"notebook {notebook.name}"):
+        parameters = load_parameters(notebook)
+    return [plain(p.to_record()) for p in parameters]
 
 
-class ProcessRegistry:
-    """Pipeline runs started by this server; finished ones are reaped so none stays a zombie."""
+def experiment_name(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not _VALUE_NAME.fullmatch(value)):
+        raise BadRequest(f"bad experiment name {value!r}: letters, digits, _ . - only")
+    return value
 
-    def __init__(self) -> None:
-        self.processes: dict[int, tuple[subprocess.Popen, str]] = {}
-        self._reaper: PeriodicCallback | None = None
 
-    def start(self, command: list[str], cwd: str, env: dict[str, str], notebook: str) -> int:
-        process = subprocess.Popen(
-            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-        self.processes[process.pid] = (process, notebook)
-        return process.pid
-
-    def reap(self) -> list[dict[str, Any]]:
-        """Forget processes that ended; the state of every process known before this call."""
-        states = []
-        for pid, (process, notebook) in list(self.processes.items()):
-            code = process.poll()
-            states.append({"pid": pid, "notebook": notebook, "returncode": code})
-            if code is not None:
-                del self.processes[pid]
-        return states
-
-    def start_reaping(self) -> None:
-        self._reaper = PeriodicCallback(self.reap, 2000)
-        self._reaper.start()
+def pipeline_request(root_dir: str, log_file: Path, data: dict[str, Any]) -> RunRequest:
+    """POST /pipeline/runs: the notebook, its checked and typed values, the experiment."""
+    notebook = notebook_in_root(root_dir, data.get("notebook"))
+    experiment = experiment_name(data.get("experiment"))
+    values = check_parameters(notebook, parameter_values(data))
+    relative = notebook.relative_to(Path(root_dir).resolve()).as_posix()
+    return RunRequest(relative, values, str(log_file), root_dir, experiment)
 
 
 # ---------------------------------------------------------------------- handlers
 class BaseHandler(APIHandler):
-    """JSON answers and one-line errors: 400 for bad input, 404 for unknown ids."""
+    """JSON answers and one-line errors: 400 bad input, 404 unknown id, 429 too many runs,
+    500 (logged with its traceback) for anything else.
+
+    Every method is ``@authorized`` on ``auth_resource``: GET needs ``read``, writing docs or
+    schedules ``write``, starting a pipeline ``execute``, so a deployment's Authorizer can
+    allow reading the log while refusing to run code."""
+
+    auth_resource = AUTH_RESOURCE
 
     @property
     def root_dir(self) -> str:
@@ -386,13 +391,23 @@ class BaseHandler(APIHandler):
         self.finish(json.dumps({"message": message.strip().splitlines()[0] if message else ""}))
 
     async def guarded(self, work: Callable[[], Any]) -> None:
-        """Run ``work`` (a coroutine function) and map user errors to 400/404 answers."""
+        """Run ``work`` (a coroutine function) and map every error to a one-line answer."""
         try:
             await work()
+        except tornado.web.HTTPError:
+            raise
         except RunNotFoundError as error:
             self.fail(404, str(error))
-        except (BadRequest, QueryError, MlopsError) as error:
+        except TooManyRuns as error:
+            self.fail(429, str(error))
+        except (BadRequest, MlopsError) as error:
             self.fail(400, str(error))
+        except Exception as error:  # noqa: BLE001 - a bug: logged in full, one line answered
+            self.log.error("mlops_nb: %s %s failed", self.request.method, self.request.path,
+                           exc_info=True)  # fmt: skip
+            text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            self.fail(500, f"internal error ({type(error).__name__}{': ' + text if text else ''})"
+                      "; the server log has the details")  # fmt: skip
 
     def body(self) -> dict[str, Any]:
         try:
@@ -403,19 +418,20 @@ class BaseHandler(APIHandler):
             raise BadRequest("the request body must be a JSON object")
         return data
 
-    def int_argument(self, name: str, default: int) -> int:
+    def int_argument(self, name: str, default: int, most: int) -> int:
         text = self.get_query_argument(name, str(default))
         try:
             value = int(text)
         except ValueError:
-            raise BadRequest(f"{name} must be an integer, got {text!r}") from None
-        if value < 1:
-            raise BadRequest(f"{name} must be 1 or more, got {value}")
+            raise BadRequest(f"{name} must be an integer, got {text[:40]!r}") from None
+        if not 1 <= value <= most:
+            raise BadRequest(f"{name} must be from 1 to {most}, got {text[:40]}")
         return value
 
 
 class HealthHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized("read")
     async def get(self) -> None:
         path = self.log_file
         self.reply({"ok": True, "version": mlops_nb.__version__, "log": str(path),
@@ -424,6 +440,7 @@ class HealthHandler(BaseHandler):
 
 class ExperimentsHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized("read")
     async def get(self) -> None:
         async def work() -> None:
             self.reply(await off_loop(read_experiments, self.log_file))
@@ -433,11 +450,9 @@ class ExperimentsHandler(BaseHandler):
 
 class RunsHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized("read")
     async def get(self) -> None:
         async def work() -> None:
-            size = self.int_argument("page_size", 50)
-            if size > MAX_PAGE_SIZE:
-                raise BadRequest(f"page_size must be at most {MAX_PAGE_SIZE}, got {size}")
             raw_filter = self.get_query_argument("filter", "")
             try:
                 filters = conditions_from_json(json.loads(raw_filter) if raw_filter else [])
@@ -455,8 +470,8 @@ class RunsHandler(BaseHandler):
                 "experiment": self.get_query_argument("experiment", "") or None,
                 "filters": filters,
                 "sort": Sort(sort, descending=order == "desc") if sort else None,
-                "page": self.int_argument("page", 1),
-                "page_size": size,
+                "page": self.int_argument("page", 1, MAX_PAGE),
+                "page_size": self.int_argument("page_size", 50, MAX_PAGE_SIZE),
             }
             self.reply(await off_loop(read_runs, self.log_file, query))
 
@@ -465,6 +480,7 @@ class RunsHandler(BaseHandler):
 
 class RunHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized("read")
     async def get(self, run_id: str) -> None:
         async def work() -> None:
             self.reply(await off_loop(read_run, self.log_file, run_id, self.root_dir))
@@ -474,6 +490,7 @@ class RunHandler(BaseHandler):
 
 class CompareHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized("read")
     async def get(self) -> None:
         async def work() -> None:
             ids = [i.strip() for i in self.get_query_argument("ids", "").split(",") if i.strip()]
@@ -502,6 +519,7 @@ class FileHandler(BaseHandler):
 
 class ArtifactHandler(FileHandler):
     @tornado.web.authenticated
+    @authorized("read")
     async def get(self, run_id: str, sha256: str) -> None:
         async def work() -> None:
             target, name = await off_loop(artifact_file, self.log_file, run_id, sha256)
@@ -512,6 +530,7 @@ class ArtifactHandler(FileHandler):
 
 class DocsFileHandler(FileHandler):
     @tornado.web.authenticated
+    @authorized("read")
     async def get(self, relative: str) -> None:
         async def work() -> None:
             target = await off_loop(inside, docs_dir(self.log_file), relative)
@@ -522,6 +541,7 @@ class DocsFileHandler(FileHandler):
 
 class DocsHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized("write")
     async def post(self) -> None:
         async def work() -> None:
             data = self.body()
@@ -537,6 +557,7 @@ class DocsHandler(BaseHandler):
 
 class PipelineParametersHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized("read")
     async def get(self) -> None:
         async def work() -> None:
             notebook = notebook_in_root(self.root_dir, self.get_query_argument("notebook", ""))
@@ -546,31 +567,25 @@ class PipelineParametersHandler(BaseHandler):
 
 
 class PipelineRunsHandler(BaseHandler):
+    """GET lists the processes as last checked (a read: nothing is reaped or forgotten);
+    POST starts one (``execute``), or answers 429 when the configured number already run."""
+
     @property
     def registry(self) -> ProcessRegistry:
         return self.settings["mlops_nb_processes"]
 
     @tornado.web.authenticated
+    @authorized("read")
     async def get(self) -> None:
-        self.reply(self.registry.reap())
+        self.reply(self.registry.states())
 
     @tornado.web.authenticated
+    @authorized("execute")
     async def post(self) -> None:
         async def work() -> None:
             data = self.body()
-            relative = data.get("notebook")
-            notebook = notebook_in_root(self.root_dir, relative)
-            values = await off_loop(check_parameters, notebook, parameter_values(data))
-            command = [sys.executable, "-m", "mlops_nb.cli", "run", str(relative)]
-            for name, value in values.items():
-                command += ["-p", name, cli_text(value)]
-            experiment = data.get("experiment")
-            if experiment is not None:
-                if not isinstance(experiment, str) or not _VALUE_NAME.fullmatch(experiment):
-                    raise BadRequest(f"bad experiment name {experiment!r}")
-                command += ["--experiment", experiment]
-            env = {**os.environ, LOG_ENV_VAR: str(self.log_file)}
-            pid = self.registry.start(command, self.root_dir, env, str(relative))
+            request = await off_loop(pipeline_request, self.root_dir, self.log_file, data)
+            pid = self.registry.start(request)
             self.reply({"started": True, "pid": pid}, status=202)
 
         await self.guarded(work)
@@ -600,6 +615,7 @@ def schedule_notebook(root_dir: str, log_file: Path, data: dict[str, Any]) -> di
 
 class ScheduleHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized("write")
     async def post(self) -> None:
         async def work() -> None:
             data = self.body()
@@ -610,6 +626,7 @@ class ScheduleHandler(BaseHandler):
 
 class ProgressHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized("read")
     async def get(self) -> None:
         async def work() -> None:
             self.reply(await off_loop(read_progress, self.log_file))
