@@ -78,6 +78,17 @@ def test_a_tracked_cell_runs_exactly_as_if_the_magic_were_not_there(shell):
     assert json.loads(cells["writes"][0]) == ["x"] and cells["status"][0] == "ok"
 
 
+def test_name_may_come_before_the_stage_on_the_track_line(shell):
+    run(shell, "%mlops track")
+    assert run(shell, "%%mlops track --name tidy clean\na = 1").success
+    assert run(shell, "%%mlops track train --name=fit\nb = 2").success
+    log, run_id = recorded(shell)
+    cells = log.run(run_id).cells
+    assert list(zip(cells["stage"], cells["name"], strict=True)) == [
+        ("clean", "tidy"), ("train", "fit"),
+    ]  # fmt: skip
+
+
 def test_an_error_in_a_tracked_cell_reaches_the_user_unchanged_and_is_recorded(shell):
     run(shell, "%mlops track")
     result = run(shell, "%%mlops track features\nvalue = 1\nraise ValueError('bad column: age')")

@@ -17,7 +17,7 @@ from conftest import REPO, run_cli, subprocess_env
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import mlops_nb as mn
-from mlops_nb.pipeline.parameters import ParameterError, parse_parameters, resolve
+from mlops_nb.pipeline.parameters import ParameterError, load_parameters, parse_parameters, resolve
 
 CHURN = REPO / "example_notebooks" / "churn.ipynb"
 PAPERMILL_NOTEBOOKS = Path(papermill.__file__).parent / "tests" / "notebooks"
@@ -78,6 +78,31 @@ def test_parameters_cell_types_defaults_and_help():
     ]:
         with pytest.raises(ParameterError, match=message.replace("[", r"\[").replace("]", r"\]")):
             resolve(parameters, [pair])
+
+
+def test_a_parameters_cell_that_does_not_parse_is_read_as_tolerantly_as_papermill_does(tmp_path):
+    """papermill's own complex_parameters.ipynb: a broken last line, a multi-line list with a
+    ``# type:`` comment, a string annotation, an expression default."""
+    import ast
+
+    notebook = PAPERMILL_NOTEBOOKS / "complex_parameters.ipynb"
+    theirs = papermill.inspect_notebook(str(notebook))
+    ours = {p.name: p for p in load_parameters(notebook)}
+    assert set(theirs) <= set(ours)  # papermill skips d = a == 3 (two '='); it parses for us
+    for name, described in theirs.items():
+        assert ours[name].default == ast.literal_eval(described["default"]), name
+        assert ours[name].help == described["help"], name
+    assert (str(ours["a"].type), str(ours["b"].type), str(ours["c"].type)) == (
+        "float", "list[str]", "any or None")  # fmt: skip
+    assert (ours["d"].default, str(ours["d"].type)) == ("a == 3", "any")
+    shown = run_cli("pipeline", "show", notebook, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "  a: float = 2.25  # Variable a" in shown.stdout
+    assert "  b: list[str] = ['Hello', 'World']  # Nice list" in shown.stdout
+    assert shown.stderr.strip() == (
+        "mlops-nb pipeline show: warning: the parameters cell's line 14 does not parse and was "
+        "skipped: = 2"
+    )
 
 
 def test_bad_parameters_fail_before_any_kernel_starts(tmp_path):
@@ -389,3 +414,94 @@ def test_cache_restores_matching_cells_and_gives_the_same_results(tmp_path):
     latest = log.run("latest").cells.dropna(subset=["stage"])
     assert latest["status"].tolist()[:4] == ["cached"] * 4
     assert latest.set_index("stage").loc["evaluate", "status"] == "ok"
+
+
+# ---------------------------------------------------------------------- what a cache key covers
+_HELPERS = """\
+def factor():
+    return {factor}
+
+
+def scale(values):
+    return [value * factor() for value in values]
+
+
+class Summer:
+    def total(self, values):
+        return sum(scale(values))
+"""
+
+
+def _cache_notebook(path: Path, factor: int = 2, label: str = "v1") -> Path:
+    return _notebook(path, [
+        _tagged('data_path = "numbers.txt"', "parameters"),
+        new_code_cell(_HELPERS.format(factor=factor)),
+        new_code_cell("%%mlops track --name load ingest\n"
+                      "numbers = [int(word) for word in open(data_path).read().split()]"),
+        new_code_cell("%%mlops track features --name scaling\nscaled = scale([1, 2, 3])"),
+        _tagged(f"label = {label!r}", "mlops:train"),
+        new_code_cell("%%mlops track evaluate\ndoubled = Summer().total([1, 1])"),
+        new_code_cell("%%mlops track explore\nimport random\n\nnoise = random.random()"),
+        new_code_cell("import json\nprint('VALUES', json.dumps({'numbers': numbers, "
+                      "'scaled': scaled, 'label': label, 'doubled': doubled}))"),
+    ])  # fmt: skip
+
+
+def _cached_run(tmp_path: Path, notebook: Path) -> tuple[dict, dict, str]:
+    """Run with --cache: status per stage, the values the notebook ends with, its output."""
+    result = run_cli("run", notebook, "--cache", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = mn.open_log(tmp_path / ".mlops" / "log.duckdb").run("latest")
+    staged = record.cells.dropna(subset=["stage"])
+    statuses = dict(zip(staged["stage"], staged["status"], strict=True))
+    output = nbformat.read(record.tags["mlops.output"], as_version=4)
+    text = "".join(o.get("text", "") for cell in output.cells for o in cell.get("outputs", []))
+    values = json.loads(text.split("VALUES ", 1)[1].splitlines()[0])
+    return statuses, values, text
+
+
+def test_cache_reruns_exactly_the_cells_whose_helpers_files_or_code_changed(tmp_path):
+    (tmp_path / "numbers.txt").write_text("1 2 3")
+    notebook = _cache_notebook(tmp_path / "steps.ipynb")
+    everything = {"ingest": "ok", "features": "ok", "train": "ok", "evaluate": "ok",
+                  "explore": "ok"}  # fmt: skip
+    assert _cached_run(tmp_path, notebook)[0] == everything
+    statuses, values, text = _cached_run(tmp_path, notebook)
+    assert statuses == {"ingest": "cached", "features": "cached", "train": "cached",
+                        "evaluate": "cached", "explore": "ok"}  # fmt: skip
+    assert values == {"numbers": [1, 2, 3], "scaled": [2, 4, 6], "label": "v1", "doubled": 4}
+    assert "not cached: it draws from or seeds the global random generator" in text
+    # a helper called through another helper (scale -> factor, Summer.total -> scale -> factor)
+    _cache_notebook(notebook, factor=3)
+    statuses, values, _ = _cached_run(tmp_path, notebook)
+    assert statuses == {"ingest": "cached", "features": "ok", "train": "cached",
+                        "evaluate": "ok", "explore": "ok"}  # fmt: skip
+    assert values == {"numbers": [1, 2, 3], "scaled": [3, 6, 9], "label": "v1", "doubled": 6}
+    # the file the ingest cell reads (named by a parameter), and a cell marked by a tag
+    (tmp_path / "numbers.txt").write_text("4 5")
+    _cache_notebook(notebook, factor=3, label="v2")
+    statuses, values, _ = _cached_run(tmp_path, notebook)
+    assert statuses == {"ingest": "ok", "features": "cached", "train": "ok",
+                        "evaluate": "cached", "explore": "ok"}  # fmt: skip
+    assert values == {"numbers": [4, 5], "scaled": [3, 6, 9], "label": "v2", "doubled": 6}
+    cells = mn.open_log(tmp_path / ".mlops" / "log.duckdb").run("latest").cells
+    assert cells.set_index("stage").loc["ingest", "name"] == "load"  # --name before the stage
+    assert cells.set_index("stage").loc["features", "name"] == "scaling"
+
+
+def test_pipeline_show_and_the_tracker_read_the_track_line_alike(tmp_path):
+    notebook = _notebook(tmp_path / "named.ipynb", [
+        new_code_cell("%%mlops track --name tidy clean\nx = 1"),
+        new_code_cell("%%mlops track train -n fit\ny = 2"),
+        new_code_cell("%%mlops track --name=check evaluate\nz = 3"),
+        new_code_cell("%%mlops track --bogus train\nnever = 1"),
+    ])  # fmt: skip
+    described = json.loads(run_cli("pipeline", "show", notebook, "-f", "json",
+                                   cwd=tmp_path).stdout)  # fmt: skip
+    assert [s["name"] for s in described["stages"]] == ["clean", "train", "evaluate"]
+    from mlops_nb.capture.track_line import parse_track_args
+    from mlops_nb.errors import TrackLineError
+
+    assert parse_track_args("--name tidy clean") == parse_track_args("clean --name tidy")
+    with pytest.raises(TrackLineError, match="unknown option --bogus"):
+        parse_track_args("--bogus train")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 # Methods that change the object they are called on (pandas methods only with inplace=True).
@@ -137,3 +138,133 @@ def _root_name(node: ast.AST) -> str | None:
     while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
         node = node.func if isinstance(node, ast.Call) else node.value
     return node.id if isinstance(node, ast.Name) else None
+
+
+# ---------------------------------------------------------------------- facts for the cache key
+_READER_CALL = re.compile(r"(read|scan|load|open|imread|loadtxt|genfromtxt|fromfile)(_\w+)?")
+_DYNAMIC_CALLS = frozenset({"exec", "eval", "globals", "vars", "locals", "__import__", "compile"})
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A top-level ``def``/``class`` (or ``name = lambda ...``) statement of a cell."""
+
+    name: str
+    source: str  # the statement as written, decorators included
+    facts: CodeFacts
+
+
+@dataclass
+class CodeFacts:
+    """What a cache key needs to know about code beyond the names it reads and writes."""
+
+    reads: set[str] = field(default_factory=set)  # globals read, method bodies included
+    strings: set[str] = field(default_factory=set)  # string constants: paths hide in them
+    reader_calls: set[str] = field(default_factory=set)  # read_csv(...), open(...), load(...)
+    dynamic: set[str] = field(default_factory=set)  # exec/eval/globals(): reads nobody can see
+    assigns_globals: set[str] = field(default_factory=set)  # `global x` then x = ...
+    definitions: dict[str, Definition] = field(default_factory=dict)  # top-level ones
+
+
+def code_facts(source: str) -> CodeFacts | None:
+    """Facts about ``source`` and each of its top-level definitions; None if it is not plain
+    Python (a magic or shell line hides what it reads)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    facts = _facts_of(tree)
+    rebound: set[str] = set()
+    for statement in tree.body:
+        named = _defined_name(statement)
+        if named is not None:
+            segment = _segment(source, statement)
+            facts.definitions[named] = Definition(named, segment, _facts_of(statement))
+        else:
+            written = names_in(ast.unparse(statement))
+            rebound |= written.writes | written.mutates
+    for name in rebound:  # `f = wrap(f)` or `f.x = 1` beside `def f`: the source is not all
+        facts.definitions.pop(name, None)
+    return facts
+
+
+def definitions_in(source: str) -> dict[str, Definition]:
+    """Top-level definitions of a cell; IPython lines (``%``, ``!``) are ignored."""
+    python = "\n".join(
+        "" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()
+    )
+    facts = code_facts(python)
+    return facts.definitions if facts is not None else {}
+
+
+def _defined_name(statement: ast.stmt) -> str | None:
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return statement.name
+    if (
+        isinstance(statement, ast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], ast.Name)
+        and isinstance(statement.value, ast.Lambda)
+    ):
+        return statement.targets[0].id
+    return None
+
+
+def _segment(source: str, node: ast.stmt) -> str:
+    decorators = getattr(node, "decorator_list", [])
+    start = min([node.lineno, *(d.lineno for d in decorators)])
+    lines = source.splitlines()[start - 1 : node.end_lineno]
+    return "\n".join(lines)
+
+
+def _facts_of(node: ast.AST) -> CodeFacts:
+    collector = _Collector()
+    collector.visit(node)
+    facts = CodeFacts(reads=set(collector.names.reads))
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.ClassDef):  # method bodies read globals too
+            facts.reads |= _class_reads(inner)
+        elif isinstance(inner, ast.Global):
+            facts.assigns_globals |= set(inner.names)
+            facts.reads |= set(inner.names)
+        elif isinstance(inner, ast.Constant) and isinstance(inner.value, str):
+            facts.strings.add(inner.value)
+        elif isinstance(inner, ast.Call):
+            func = inner.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if isinstance(func, ast.Name) and called in _DYNAMIC_CALLS:
+                facts.dynamic.add(called)
+            if (inner.args or inner.keywords) and _READER_CALL.fullmatch(called):
+                facts.reader_calls.add(called)
+    return facts
+
+
+def _class_reads(node: ast.ClassDef) -> set[str]:
+    collector = _Collector()
+    for part in [*node.bases, *(k.value for k in node.keywords), *node.decorator_list]:
+        collector.visit(part)
+    for statement in node.body:
+        collector.visit(statement)
+    return collector.names.reads
+
+
+_KEPT_MAGICS = ("%load_ext", "%mlops track")
+
+
+def definitions_only(source: str) -> str:
+    """The imports, ``def``/``class`` (and ``f = lambda``) statements and mlops setup magics
+    of a cell's code: what a skipped or cached cell must still run."""
+    kept_magics = [line for line in source.splitlines() if line.lstrip().startswith(_KEPT_MAGICS)]
+    python = "\n".join(
+        "" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()
+    )
+    try:
+        tree = ast.parse(python)
+    except SyntaxError:
+        return "\n".join(kept_magics)
+    kept = [
+        _segment(python, node)  # decorators included
+        for node in tree.body
+        if isinstance(node, (ast.Import, ast.ImportFrom)) or _defined_name(node) is not None
+    ]
+    return "\n".join([*kept_magics, *kept])

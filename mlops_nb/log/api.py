@@ -282,6 +282,10 @@ class Log:
         """What each stage of a run read and wrote: stage, direction, dataset label."""
         return self._store.read(lambda con: queries.stage_flows(con, run_id))
 
+    def cache_inputs(self, run_id: str, cell_seq: int) -> list[tuple[str, str]]:
+        """(path, identity) of the files a cached cell read, as recorded with its checkpoints."""
+        return self._store.read(lambda con: queries.cache_inputs(con, run_id, cell_seq))
+
 
 class Run:
     """A run being recorded. Its calls return at once; see the module docstring."""

@@ -7,6 +7,7 @@ write SQL themselves. Every function takes an open read connection and full run 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -99,6 +100,18 @@ def cache_hit(con: duckdb.DuckDBPyConnection, cache_key: str) -> tuple[str, int]
         [cache_key],
     ).fetchone()
     return (str(row[0]), int(row[1])) if row else None
+
+
+def cache_inputs(
+    con: duckdb.DuckDBPyConnection, run_id: str, cell_seq: int
+) -> list[tuple[str, str]]:
+    """(path, identity) of the files a cell read while it ran, saved with its checkpoints."""
+    row = con.execute(
+        "SELECT inputs FROM checkpoints WHERE run_id = ? AND cell_seq = ? "
+        "AND inputs IS NOT NULL LIMIT 1",
+        [run_id, int(cell_seq)],
+    ).fetchone()
+    return [(str(path), str(identity)) for path, identity in json.loads(row[0])] if row else []
 
 
 def cached_cells(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[int, float]:

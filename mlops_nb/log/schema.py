@@ -16,7 +16,7 @@ import duckdb
 
 from mlops_nb.log import wide
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _V1: list[Step] = [
     "CREATE SCHEMA IF NOT EXISTS store",
@@ -124,8 +124,14 @@ _V5: list[Step] = [
     "CREATE OR REPLACE VIEW checkpoints AS SELECT * FROM store.checkpoints",
 ]
 
+_V6: list[Step] = [
+    # the files a cell read (JSON [[path, identity], ...]), re-checked before a cache hit
+    "ALTER TABLE store.checkpoints ADD COLUMN inputs VARCHAR",
+    "CREATE OR REPLACE VIEW checkpoints AS SELECT * FROM store.checkpoints",
+]
+
 Step = str | Callable[[duckdb.DuckDBPyConnection], None]
-MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
+MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
 
 STABLE_VIEWS = (
     "runs", "params", "metrics", "cells", "datasets", "lineage", "artifacts", "models",

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import sys
 import tempfile
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +23,22 @@ from typing import Any
 from mlops_nb.capture import checkpoint as capture_checkpoint
 from mlops_nb.capture import data as capture_data
 from mlops_nb.capture import estimators as capture_estimators
-from mlops_nb.capture.code import CodeNames, names_in, source_hash
+from mlops_nb.capture import inputs as capture_inputs
+from mlops_nb.capture.code import (
+    CodeNames,
+    Definition,
+    code_facts,
+    definitions_in,
+    definitions_only,
+    names_in,
+    source_hash,
+)
 from mlops_nb.capture.environment import packages_in_use, platform_facts
+from mlops_nb.capture.track_line import STAGES, TRACK_CELL, stage_from_tags, track_line
+from mlops_nb.errors import TrackLineError
 from mlops_nb.log import Log, Run
 
-STAGES = ("ingest", "clean", "explore", "features", "train", "evaluate")
-TRACK_CELL = re.compile(r"^[ \t]*%%mlops[ \t]+track\b([^\n]*)")
-TAG_PREFIX = "mlops:"
+__all__ = ["STAGES", "TRACK_CELL", "CellOutcome", "Tracker", "parse_track_cell_args"]
 RESTORED_CELL = re.compile(r"^# mlops: restored stage=(\S*)")
 RUN_ID_ENV_VAR = "MLOPS_NB_RUN_ID"  # set by the pipeline runner: record into this run
 CACHE_ENV_VAR = "MLOPS_NB_CACHE"  # set by `mlops-nb run --cache`
@@ -61,6 +70,39 @@ class _Pending:
     notes: list[tuple[str, str]] = field(default_factory=list)
     cache_key: str | None = None
     cached_from: tuple[str, int] | None = None  # (run id, cell seq) this cell was restored from
+    not_cacheable: str | None = None  # why its result must not be reused, if it must not
+    carried: list[str] = field(default_factory=list)  # objects read that only a key identifies
+    opened: capture_inputs.OpenedFiles | None = None  # files Python opened while it ran
+    random_state: str | None = None  # the global random generators' state before it ran
+    files: dict[str, str] = field(default_factory=dict)  # input files named in its code
+
+
+@dataclass
+class _Defined:
+    """A function or class a cell's top-level statement made, with that statement."""
+
+    obj: Any
+    definition: Definition
+    code: Any  # the function's __code__ then: replaced since means the source no longer tells
+    attributes: dict[str, Any]  # a class's own attributes then: the same objects, or changed
+
+    def still_as_defined(self, value: Any) -> bool:
+        if value is not self.obj or getattr(value, "__code__", None) is not self.code:
+            return False
+        now = dict(vars(value)) if isinstance(value, type) else {}
+        return now.keys() == self.attributes.keys() and all(
+            now[k] is v for k, v in self.attributes.items()
+        )
+
+
+@dataclass
+class _Key:
+    """A cell's cache key, or why it has none; the objects only the key identifies."""
+
+    key: str | None
+    why_not: str | None = None
+    carried: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,7 +132,9 @@ class Tracker:
         self.checkpointing = False  # on in pipeline runs: what each cell wrote is saved
         self.caching = False  # on with `mlops-nb run --cache`: reuse matching recorded cells
         self._produced_by: dict[str, str] = {}  # variable -> cache key of the cell that wrote it
-        self._cache_hits: dict[str, tuple[str, str, int]] = {}  # raw hash -> (key, run, seq)
+        self._cache_hits: dict[str, tuple[_Key, str, int]] = {}  # raw hash -> (key, run, seq)
+        self._defined: dict[int, _Defined] = {}  # id(function or class) -> its statement
+        self._defining: tuple[dict[str, Definition], dict[str, Any]] | None = None
         self.show_summary = True
         self.notebook_path: str | None = None
         self.cell_seq = 0
@@ -166,6 +210,11 @@ class Tracker:
     # ------------------------------------------------------------------ events
     def pre_run_cell(self, info: Any) -> None:
         self.pending = None
+        self._defining = None
+        try:
+            self._note_definitions(info.raw_cell or "")
+        except Exception as error:  # noqa: BLE001 - recording must never break the cell
+            self._warn("defs", f"definitions not recorded: {type(error).__name__}: {error}")
         try:
             self._before_cell(info)
         except Exception as error:  # noqa: BLE001 - recording must never break the cell
@@ -174,6 +223,9 @@ class Tracker:
 
     def post_run_cell(self, result: Any) -> None:
         pending, self.pending = self.pending, None
+        self._bind_definitions()
+        if pending is not None and pending.opened is not None:
+            pending.files |= pending.opened.stop(self._excluded_folders())
         if pending is None or self.run is None:
             return
         try:
@@ -232,11 +284,19 @@ class Tracker:
                 pending.tokens[variable] = capture_estimators.fit_token(value)
         self._check_staleness(pending)
         hit = self._cache_hits.pop(source_hash(raw.rstrip()), None)
+        keyed = None
         if hit is not None:
-            pending.cache_key, run_id, seq = hit
+            keyed, run_id, seq = hit
             pending.cached_from = (run_id, seq)
         elif self.checkpointing:
-            pending.cache_key = self._cache_key(pending.source, names)
+            keyed = self._keyed(pending.source, names)
+            pending.random_state = capture_inputs.random_state()
+            pending.opened = capture_inputs.OpenedFiles()
+        if keyed is not None:
+            pending.cache_key, pending.not_cacheable = keyed.key, keyed.why_not
+            pending.carried, pending.files = keyed.carried, dict(keyed.files)
+        if pending.opened is not None:
+            pending.opened.start()
         pending.started = time.perf_counter()  # do not count our own snapshots
         self.pending = pending
 
@@ -245,11 +305,9 @@ class Tracker:
         restored = RESTORED_CELL.match(raw)
         if restored:  # a cell a resumed pipeline skipped: keep its stage in the record
             return restored.group(1) or None, None, raw
-        match = TRACK_CELL.match(raw)
-        if match:
-            stage, name = parse_track_cell_args(match.group(1))
-            body = raw[match.end() :]
-            return stage, name, body.removeprefix("\n")
+        marked = _track_line(raw)
+        if marked is not None:
+            return marked
         tags = []
         meta = getattr(info, "cell_meta", None) or {}
         if isinstance(meta, dict) and isinstance(meta.get("tags"), list):
@@ -258,10 +316,7 @@ class Tracker:
             tags = self._notebook_cells().get(cell_id, (0, "", []))[2]
         else:  # papermill sends no cell id: find the saved cell by its code
             tags = self._tags_by_source().get(source_hash(raw), [])
-        for tag in tags:
-            if isinstance(tag, str) and tag.startswith(TAG_PREFIX) and len(tag) > len(TAG_PREFIX):
-                return tag[len(TAG_PREFIX) :], None, raw
-        return None, None, raw
+        return stage_from_tags(tags), None, raw
 
     def _current_snapshot(self, variable: str, value: Any) -> capture_data.DataSnapshot:
         known = self._known.get(variable)
@@ -367,9 +422,15 @@ class Tracker:
             status = "cached"
             source_run, source_seq = pending.cached_from
             pending.notes.append(("cached", f"restored from run {source_run} cell {source_seq}"))
-            for variable in pending.names.writes | pending.names.mutates:
-                self._produced_by[variable] = pending.cache_key or ""
+            self._note_producer(pending)
         elif not error and self.checkpointing:
+            if pending.random_state not in (None, capture_inputs.random_state()):
+                pending.not_cacheable = (
+                    "it draws from or seeds the global random generator (random, numpy.random), "
+                    "which a restore cannot replay: pass a seeded Generator or random_state"
+                )
+            if pending.not_cacheable and self.caching:
+                self._warn(f"nocache:{code_hash}", f"not cached: {pending.not_cacheable}")
             # a cell that logs metrics is not reused: its metrics must be logged again
             self._checkpoint(pending, seq, rows, cacheable=not metrics)
         rows.append(("cells", {
@@ -486,65 +547,195 @@ class Tracker:
                 "path": str(path.relative_to(self.log.artifacts_dir)),
                 "size": path.stat().st_size, "cache_key": None, "created_at": time.time(),
             })  # fmt: skip
-        key = pending.cache_key if cacheable and complete and saved_rows else None
+        reusable = cacheable and complete and saved_rows and not pending.not_cacheable
+        key = pending.cache_key if reusable else None
+        files = [[path, identity] for path, identity in sorted(pending.files.items())]
         for row in saved_rows:
             row["cache_key"] = key
+            row["inputs"] = files
             rows.append(("checkpoints", row))
-        if pending.cache_key:
-            for variable in pending.names.writes | pending.names.mutates:
+        self._note_producer(pending)
+
+    def _note_producer(self, pending: _Pending) -> None:
+        """Objects the cell wrote, or read and may have changed, are now known by its key;
+        by nothing when its result depends on more than its key (they lose their identity)."""
+        touched = pending.names.writes | pending.names.mutates | set(pending.carried)
+        for variable in touched:
+            if pending.cache_key and not pending.not_cacheable:
                 self._produced_by[variable] = pending.cache_key
+            else:
+                self._produced_by.pop(variable, None)
 
     def _cache_key(self, source: str, names: CodeNames) -> str | None:
-        """Hash of the code and of everything it reads, or None if an input has no stable
-        identity (an object that is neither data, a plain value, nor made by a keyed cell)."""
+        """The cell's cache key, or None when its inputs cannot all be identified."""
+        return self._keyed(source, names).key
+
+    def _keyed(self, source: str, names: CodeNames) -> _Key:
+        """Hash of the cell's code and of everything its result depends on: the variables it
+        reads (a data fingerprint, a plain value, or the key of the cell that made the
+        object), the source of the notebook functions and classes it calls, transitively, and
+        their default values, the version of installed modules (the files of local ones), and
+        the files it names. ``why_not`` says which input has no identity the cache can check."""
+        facts = code_facts(source)
+        if facts is None:
+            return _Key(None, "its code is not plain Python (a magic or shell command hides "
+                        "what it reads)")  # fmt: skip
         namespace = self.shell.user_ns
         parts = [source.rstrip()]  # IPython may add a final newline before transforming
-        for variable in sorted(names.reads):
-            if variable not in namespace:
+        strings, readers, carried = set(facts.strings), set(facts.reader_calls), []
+        queue, seen = sorted(names.reads | facts.reads), set()
+        if facts.dynamic or facts.assigns_globals:
+            what = sorted(facts.dynamic) or [f"global {n}" for n in sorted(facts.assigns_globals)]
+            return _Key(None, f"it uses {what[0]}, whose reads and writes cannot be seen")
+        while queue:
+            variable = queue.pop(0)
+            if variable in seen or variable not in namespace:
                 continue
+            seen.add(variable)
             value = namespace[variable]
-            if not capture_checkpoint.is_checkpointable(variable, value):
-                parts.append(f"{variable}=<definition>")
+            if variable in ("In", "Out", "get_ipython", "exit", "quit"):
+                return _Key(None, f"it uses IPython's {variable}")
+            if isinstance(value, types.ModuleType):
+                parts.append(f"{variable}=module:{capture_inputs.module_identity(value)}")
+            elif isinstance(value, (types.FunctionType, type, types.BuiltinFunctionType)):
+                defined = self._defined.get(id(value))
+                if defined is not None and defined.still_as_defined(value):
+                    made = defined.definition
+                    if made.facts.dynamic or made.facts.assigns_globals:
+                        return _Key(None, f"{variable}() changes or reads globals out of sight "
+                                    "(global, exec, eval, globals())")  # fmt: skip
+                    defaults = self._defaults_key(value)
+                    if defaults is None:
+                        return _Key(None, f"a default argument of {variable}() has no identity "
+                                    "the cache can check")  # fmt: skip
+                    parts.append(f"{variable}=def:{source_hash(made.source)}:{defaults}")
+                    queue.extend(sorted(made.facts.reads))
+                    strings |= made.facts.strings
+                    readers |= made.facts.reader_calls
+                    strings |= capture_inputs.strings_in_value(_defaults(value))
+                elif sys.modules.get(getattr(value, "__module__", None) or "__main__") not in (
+                    None, sys.modules.get("__main__"),
+                ):  # imported from a module: that module's identity  # fmt: skip
+                    module = sys.modules[value.__module__]
+                    parts.append(f"{variable}=module:{capture_inputs.module_identity(module)}")
+                else:
+                    return _Key(None, f"{variable} is a function or class whose code was not "
+                                "recorded (make it with a top-level def or class)")  # fmt: skip
             elif capture_data.is_data(value):
                 parts.append(f"{variable}={self._current_snapshot(variable, value).fingerprint}")
             elif (simple := capture_checkpoint.simple_value_key(value)) is not None:
                 parts.append(f"{variable}={simple}")
+                strings |= capture_inputs.strings_in_value(value)
             elif variable in self._produced_by:
                 parts.append(f"{variable}=<{self._produced_by[variable]}>")
+                strings |= capture_inputs.strings_in_value(value)
+                carried.append(variable)
+            else:
+                kind = type(value).__name__
+                return _Key(None, f"it reads {variable!r} ({kind}), which has no identity the "
+                            "cache can check (not data, not a plain value, not made by a "
+                            "cached cell)")  # fmt: skip
+        remote = capture_inputs.remote_location(strings)
+        if remote is not None:
+            return _Key(None, f"it reads {remote}, a remote location the cache cannot check")
+        try:
+            files = capture_inputs.files_named(strings, self._excluded_folders())
+        except capture_inputs.Unidentified as error:
+            return _Key(None, f"its input files cannot be identified: {error}")
+        if readers and not files:
+            reader = sorted(readers)[0]
+            return _Key(None, f"it calls {reader}() on a path the cache cannot see in its code "
+                        "or in the variables it reads")  # fmt: skip
+        parts.extend(f"file:{path}={identity}" for path, identity in sorted(files.items()))
+        return _Key(source_hash("\n".join(parts)), None, carried, files)
+
+    def _defaults_key(self, function: Any) -> str | None:
+        """The default argument values a function was made with (evaluated at its def)."""
+        parts = []
+        for value in _defaults(function):
+            defined = self._defined.get(id(value))
+            if capture_data.is_data(value):
+                parts.append(capture_data.snapshot(value).fingerprint)  # type: ignore[union-attr]
+            elif defined is not None and defined.still_as_defined(value):
+                parts.append(source_hash(defined.definition.source))
+            elif (simple := capture_checkpoint.simple_value_key(value)) is not None:
+                parts.append(simple)
             else:
                 return None
-        return source_hash("\n".join(parts))
+        return source_hash(repr(parts))
+
+    def _note_definitions(self, raw: str) -> None:
+        """Before any cell: its top-level def/class statements, and what the names held."""
+        found = definitions_in(_strip_track_line(raw))
+        if found:
+            namespace = self.shell.user_ns
+            self._defining = (found, {name: namespace.get(name) for name in found})
+
+    def _bind_definitions(self) -> None:
+        """After any cell: tie each function or class it made to the statement that made it."""
+        defining, self._defining = self._defining, None
+        if defining is None:
+            return
+        found, before = defining
+        namespace = self.shell.user_ns
+        for name, definition in found.items():
+            value = namespace.get(name)
+            if value is None or value is before.get(name):
+                continue  # the statement did not run (an error before it)
+            if isinstance(value, (types.FunctionType, type)):
+                attributes = dict(vars(value)) if isinstance(value, type) else {}
+                code = getattr(value, "__code__", None)
+                self._defined[id(value)] = _Defined(value, definition, code, attributes)
+
+    def _excluded_folders(self) -> list[Path]:
+        """The log's own folder: checkpoints and outputs are not a cell's inputs."""
+        return [self.log.path.parent] if self.log is not None else []
 
     def cache_transform(self, lines: list[str]) -> list[str]:
         """Input transformer: a cell matching a recorded one is replaced by a restore."""
         if not self.caching or self.run is None or self.log is None or not lines:
             return lines
         raw = "".join(lines)
-        match = TRACK_CELL.match(raw)
-        if not match:
+        try:
+            marked = _track_line(raw)
+        except Exception:  # noqa: BLE001 - a bad %%mlops line: the cell reports it when it runs
+            return lines
+        if marked is not None:
+            body, head = marked[2], [lines[0]]
+        elif self._tagged_stage(raw) is not None:
+            body, head = raw, []
+        else:
             return lines
         try:
-            body = raw[match.end() :].removeprefix("\n")
-            key = self._cache_key(body, names_in(body))
+            keyed = self._keyed(body, names_in(body))
+            key = keyed.key
             if key is None:
+                self._warn(f"nocache:{source_hash(body)}", f"not cached: {keyed.why_not}")
                 return lines
-            found = self.log.sql(
-                "SELECT k.run_id, k.cell_seq FROM checkpoints k JOIN cells c "
-                "ON c.run_id = k.run_id AND c.cell_seq = k.cell_seq "
-                f"WHERE k.cache_key = '{key}' AND c.status = 'ok' "
-                "ORDER BY k.created_at DESC LIMIT 1"
-            )
+            found = self.log.cache_hit(key)
         except Exception as error:  # noqa: BLE001 - no cache then, the cell just runs
             self._warn("cache", f"cache lookup failed, running the cell: {error}")
             return lines
-        if found.empty:
+        if found is None:
             return lines
-        run_id, seq = str(found["run_id"][0]), int(found["cell_seq"][0])
-        self._cache_hits[source_hash(raw.rstrip())] = (key, run_id, seq)
-        from mlops_nb.pipeline.resume import definitions_only
-
+        run_id, seq = found
+        try:
+            changed = capture_inputs.still_the_same(self.log.cache_inputs(run_id, seq))
+        except Exception as error:  # noqa: BLE001 - cannot check the files: run the cell
+            changed = f"? ({error})"
+        if changed is not None:
+            self._warn(f"nocache:{source_hash(body)}",
+                       f"not restored from the cache: {changed} changed since")  # fmt: skip
+            return lines
+        self._cache_hits[source_hash(raw.rstrip())] = (keyed, run_id, seq)
         replacement = f"%mlops restore {run_id} --cell {seq}\n" + definitions_only(body)
-        return [lines[0], *[line + "\n" for line in replacement.splitlines()]]
+        return [*head, *[line + "\n" for line in replacement.splitlines()]]
+
+    def _tagged_stage(self, raw: str) -> str | None:
+        """The ``mlops:STAGE`` tag of this code's cell in the saved notebook, if any."""
+        tags = self._tags_by_source()
+        found = tags.get(source_hash(raw)) or tags.get(source_hash(raw.removesuffix("\n")))
+        return stage_from_tags(found or [])
 
     def restore(
         self,
@@ -560,16 +751,7 @@ class Tracker:
 
             log = mlops_nb.open_log(create=False)
         full_id = log.run(run_id).run_id
-        condition = f"run_id = '{full_id}'"
-        if before is not None:
-            condition += f" AND cell_seq < {int(before)}"
-        if cell is not None:
-            condition += f" AND cell_seq = {int(cell)}"
-        saved = log.sql(
-            "SELECT name, format, path FROM checkpoints WHERE "
-            + condition
-            + " QUALIFY row_number() OVER (PARTITION BY name ORDER BY cell_seq DESC) = 1"
-        )
+        saved = log.checkpoints(full_id, before=before, cell=cell)
         restored = []
         for row in saved.itertuples():
             if row.name in skip:
@@ -673,35 +855,33 @@ class Tracker:
 
 def parse_track_cell_args(arguments: str) -> tuple[str, str | None]:
     """``STAGE [--name NAME]`` from the rest of a ``%%mlops track`` line (UsageError if bad)."""
-    from IPython.core.error import UsageError
+    from mlops_nb.capture.track_line import parse_track_args
 
     try:
-        words = shlex.split(arguments)
-    except ValueError as error:
-        raise UsageError(f"%%mlops track: {error}") from None
-    stage, name = None, None
-    rest = list(words)
-    while rest:
-        word = rest.pop(0)
-        if word in ("--name", "-n"):
-            if not rest:
-                raise UsageError("%%mlops track: --name needs a value")
-            name = rest.pop(0)
-        elif word.startswith("--name="):
-            name = word.split("=", 1)[1]
-        elif word.startswith("-"):
-            raise UsageError(f"%%mlops track: unknown option {word} (use STAGE [--name NAME])")
-        elif stage is None:
-            stage = word
-        else:
-            raise UsageError(f"%%mlops track: one stage per cell, got {stage!r} and {word!r}")
-    if stage is None:
-        raise UsageError(
-            f"%%mlops track needs a stage: one of {', '.join(STAGES)}, or a name of your own"
-        )
-    if not re.fullmatch(r"[A-Za-z][\w.-]*", stage):
-        raise UsageError(f"%%mlops track: {stage!r} is not a stage name (letters, digits, _ - .)")
-    return stage, name
+        return parse_track_args(arguments)
+    except TrackLineError as error:
+        from IPython.core.error import UsageError
+
+        raise UsageError(str(error)) from None
+
+
+def _defaults(function: Any) -> list[Any]:
+    """A function's default argument values, keyword-only ones in name order."""
+    keywords = getattr(function, "__kwdefaults__", None) or {}
+    return [
+        *(getattr(function, "__defaults__", None) or ()),
+        *(keywords[k] for k in sorted(keywords)),
+    ]
+
+
+def _track_line(raw: str) -> tuple[str, str | None, str] | None:
+    """(stage, name, body) of a ``%%mlops track`` cell (UsageError if its line is bad)."""
+    try:
+        return track_line(raw)
+    except TrackLineError as error:
+        from IPython.core.error import UsageError
+
+        raise UsageError(str(error)) from None
 
 
 def _strip_track_line(source: str) -> str:

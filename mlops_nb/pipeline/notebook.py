@@ -8,12 +8,12 @@ from pathlib import Path
 
 import nbformat
 
+from mlops_nb.capture.track_line import stage_from_tags, track_line
+from mlops_nb.errors import TrackLineError
 from mlops_nb.pipeline.parameters import Parameter, parameters_cell, parse_parameters
 
-_TRACK_CELL = re.compile(r"^[ \t]*%%mlops[ \t]+track[ \t]+([A-Za-z][\w.-]*)")
 _TRACK_LINE = re.compile(r"^[ \t]*%mlops[ \t]+track\b(.*)$", re.MULTILINE)
 _EXPERIMENT = re.compile(r"(?:--experiment|-e)[ =]+(\S+)")
-TAG_PREFIX = "mlops:"
 
 
 @dataclass
@@ -39,6 +39,15 @@ class Pipeline:
     parameters_index: int | None
     cells: list[CellInfo]
     experiment: str | None
+    skipped_parameter_lines: list[str] = field(default_factory=list)  # did not parse
+
+    def parameter_warnings(self) -> list[str]:
+        """One line per line of the parameters cell that was skipped because it does not parse."""
+        return [
+            f"the parameters cell's {where.split(':', 1)[0]} does not parse and was skipped:"
+            f"{where.split(':', 1)[1]}"
+            for where in self.skipped_parameter_lines
+        ]
 
     @property
     def stages(self) -> list[Stage]:
@@ -60,13 +69,13 @@ def stage_marker(cell: nbformat.NotebookNode) -> str | None:
     """The stage a cell declares itself, by ``%%mlops track STAGE`` or an ``mlops:STAGE`` tag."""
     if cell.cell_type != "code":
         return None
-    match = _TRACK_CELL.match(cell.source)
-    if match:
-        return match.group(1)
-    for tag in cell.get("metadata", {}).get("tags", []):
-        if isinstance(tag, str) and tag.startswith(TAG_PREFIX) and len(tag) > len(TAG_PREFIX):
-            return tag[len(TAG_PREFIX) :]
-    return None
+    try:
+        marked = track_line(cell.source)
+    except TrackLineError:  # the kernel will refuse this cell; it marks no stage
+        return None
+    if marked is not None:
+        return marked[0]
+    return stage_from_tags(cell.get("metadata", {}).get("tags", []))
 
 
 def read_pipeline(notebook_path: str | Path, notebook: nbformat.NotebookNode | None = None):
@@ -74,7 +83,8 @@ def read_pipeline(notebook_path: str | Path, notebook: nbformat.NotebookNode | N
     if notebook is None:
         notebook = nbformat.read(str(notebook_path), as_version=4)
     found = parameters_cell(notebook)
-    parameters = parse_parameters(found[1]) if found else []
+    skipped: list[str] = []
+    parameters = parse_parameters(found[1], skipped) if found else []
     cells: list[CellInfo] = []
     current: str | None = None
     experiment = None
@@ -102,4 +112,5 @@ def read_pipeline(notebook_path: str | Path, notebook: nbformat.NotebookNode | N
         parameters_index=found[0] if found else None,
         cells=cells,
         experiment=experiment,
+        skipped_parameter_lines=skipped,
     )

@@ -8,17 +8,15 @@ saved values as they were before that stage, and the rest runs as written.
 
 from __future__ import annotations
 
-import ast
 import copy
 from dataclasses import dataclass
 
 import nbformat
 from nbformat.v4 import new_code_cell
 
+from mlops_nb.capture.code import definitions_only
 from mlops_nb.errors import MlopsError
 from mlops_nb.pipeline.notebook import Pipeline
-
-_KEPT_MAGICS = ("%load_ext", "%mlops track")
 
 
 @dataclass
@@ -99,27 +97,6 @@ def notebook_for_resume(
     restore.metadata["tags"] = ["mlops-restore"]
     resumed.cells.insert(plan.resume_index, restore)
     return resumed
-
-
-def definitions_only(source: str) -> str:
-    """The imports, ``def``/``class`` statements and mlops setup magics of a cell's code."""
-    kept_magics = [line for line in source.splitlines() if line.lstrip().startswith(_KEPT_MAGICS)]
-    python = "\n".join(
-        "" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()
-    )
-    try:
-        tree = ast.parse(python)
-    except SyntaxError:
-        return "\n".join(kept_magics)
-    kept = [
-        ast.get_source_segment(python, node) or ""
-        for node in tree.body
-        if isinstance(
-            node,
-            (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef),
-        )
-    ]
-    return "\n".join([*kept_magics, *kept])
 
 
 def _stage_marker_text(cell: nbformat.NotebookNode) -> str:
