@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -366,3 +367,27 @@ def test_docs_magic_documents_the_current_run(shell, tmp_path, monkeypatch, caps
     html = (tmp_path / "docs" / "study.html").read_text()
     assert "Price study" in html and "prices" in html
     assert (tmp_path / "docs" / "study.md").is_file()
+
+
+def test_a_failing_tracked_cell_shows_the_users_own_lines_in_its_traceback(shell, capsys):
+    run(shell, "%mlops track")
+    capsys.readouterr()
+    result = run(shell, "%%mlops track evaluate\nratio = 1\n1/0")
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    shown = capsys.readouterr()
+    printed = re.sub(r"\x1b\[[0-9;]*m", "", shown.out + shown.err)  # without colours
+    assert "ZeroDivisionError" in printed
+    assert "__import__" not in printed and "mlops_nb" not in printed
+    assert re.search(r"----> 3\s+1\s*/\s*0", printed), printed  # the failing line, its number
+    assert result.error_in_exec.__traceback__.tb_next.tb_lineno == 3
+
+
+def test_interactive_runs_are_named_after_their_notebook(shell, tmp_path):
+    shell.user_ns["__session__"] = str(tmp_path / "tryout.ipynb")  # as JupyterLab's kernel sets
+    names = []
+    for line in ("%mlops track --experiment tryout", "%mlops track", "%mlops track --name mine"):
+        run(shell, line)
+        log, run_id = recorded(shell)
+        names.append(log.run(run_id).info["name"])
+        run(shell, "%mlops stop")
+    assert names == ["tryout", "tryout #2", "mine"]

@@ -18,7 +18,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Bool
 
-from mlops_nb.errors import MlopsError
+from mlops_nb.capture.track_line import parse_track_args
+from mlops_nb.errors import MlopsError, TrackLineError
 from mlops_nb.notebook.tracker import TRACK_CELL, Tracker
 
 
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--experiment", "-e", metavar="NAME")
     track.add_argument("--log", metavar="PATH", help="log file (default: .mlops/log.duckdb)")
     track.add_argument("--all", action="store_true", help="record every later cell too")
+    track.add_argument(
+        "--name", "-n", metavar="NAME", help="the run's name (default: the notebook's, numbered)"
+    )
     log = commands.add_parser(
         "log",
         help="log NAME=EXPR values: numbers as metrics, the rest as params",
@@ -119,7 +123,7 @@ class MlopsMagics(Magics):
     # ------------------------------------------------------------------ subcommands
     def _track(self, args: argparse.Namespace) -> None:
         try:
-            message = self.tracker.start(args.experiment, args.log, args.all)
+            message = self.tracker.start(args.experiment, args.log, args.all, args.name)
         except MlopsError as error:
             self.tracker._warn("track", f"not recording: {error}")
             return
@@ -240,14 +244,20 @@ class MlopsMagics(Magics):
 
 
 def strip_track_magic(lines: list[str]) -> list[str]:
-    """Input transformer: ``%%mlops track ARGS`` -> a line that validates ARGS, body unchanged."""
+    """Input transformer: ``%%mlops track ARGS`` -> a blank first line, body unchanged.
+
+    The cell then runs as ordinary code whose line numbers are the user's own, and a traceback
+    shows nothing of ours. A bad ARGS line becomes one statement that raises the UsageError
+    saying why (IPython shows it as one line), so the body does not run.
+    """
     if not lines:
         return lines
     match = TRACK_CELL.match(lines[0])
     if not match:
         return lines
-    check = (
-        "__import__('mlops_nb.notebook.tracker', fromlist=['_'])"
-        f".parse_track_cell_args({match.group(1).strip()!r})\n"
-    )
-    return [check, *lines[1:]]
+    try:
+        parse_track_args(match.group(1))
+    except TrackLineError as error:
+        refusal = f"raise __import__('IPython.core.error').core.error.UsageError({str(error)!r})\n"
+        return [refusal, *lines[1:]]
+    return ["\n", *lines[1:]]

@@ -155,7 +155,11 @@ class Tracker:
 
     # ------------------------------------------------------------------ lifecycle
     def start(
-        self, experiment: str | None = None, log_path: str | None = None, record_all: bool = False
+        self,
+        experiment: str | None = None,
+        log_path: str | None = None,
+        record_all: bool = False,
+        name: str | None = None,
     ) -> str:
         """Start recording into a new run, or keep the current one (``%mlops track``)."""
         import mlops_nb
@@ -173,10 +177,19 @@ class Tracker:
             self.checkpointing = True
             self.caching = os.environ.get(CACHE_ENV_VAR) == "1"
         else:
-            self.run = self.log.start_run(experiment=experiment, **context)
+            name = name or self._run_name()
+            self.run = self.log.start_run(experiment=experiment, name=name, **context)
         self._record_environment(first=True)
         where = f"{self.log.path}"
         return f"recording into run {self.run.run_id[:8]} ({self.run.experiment}) in {where}"
+
+    def _run_name(self) -> str | None:
+        """An interactive run is named after its notebook: ``tryout``, then ``tryout #2``..."""
+        if not self.notebook_path or self.log is None:
+            return None
+        earlier = len(self.log.notebook_runs(self.notebook_path))
+        stem = Path(self.notebook_path).stem
+        return stem if earlier == 0 else f"{stem} #{earlier + 1}"
 
     def stop(self) -> str:
         if self.run is None:
@@ -400,7 +413,8 @@ class Tracker:
             self._remember(variable, namespace[variable], after, dataset_id)
             rows.append(("lineage", {"run_id": run.run_id, "cell_seq": seq,
                                      "dataset_id": dataset_id, "direction": "out"}))  # fmt: skip
-            changes.append(capture_data.describe_change(parent_name or variable, parent,
+            source_name = parent_name or ", ".join(input_snapshots) or variable
+            changes.append(capture_data.describe_change(source_name, parent,
                                                         variable, after, change))  # fmt: skip
             changed_names.append(f"{variable} {after.n_rows:,}x{after.n_cols:,}")
         for dataset_id in inputs.values():
@@ -890,13 +904,17 @@ def _strip_track_line(source: str) -> str:
 
 
 def _closest_parent(after, inputs: dict[str, Any]) -> tuple[str | None, Any]:
-    """The input a new dataset most likely derives from, row by row: most shared columns, then
-    the closest row count. An aggregate (a few rows out of many) has no parent to diff with."""
+    """The input a new dataset is a changed version of (``clean = raw.drop_duplicates()``),
+    to diff with: one that carried most of its columns over (at least half of the input's and
+    half of the new one's), then most shared columns, then the closest row count. A new value
+    computed from an input (``y = (df["a"] > 0).astype(int)``: one column of three) and an
+    aggregate (a few rows out of many) have none: they are new, derived from their inputs."""
     best: tuple[tuple[int, int], str | None, Any] = ((-1, -1), None, None)
     for name, snapshot in inputs.items():
         shared = len(set(snapshot.schema) & set(after.schema))
+        carried = shared * 2 >= len(snapshot.schema) and shared * 2 >= len(after.schema)
         derived_rows = after.n_rows >= 0.01 * snapshot.n_rows
-        if not shared or shared * 2 < len(after.schema) or not derived_rows:
+        if not shared or not carried or not derived_rows:
             continue
         score = (shared, -abs(snapshot.n_rows - after.n_rows))
         if score > best[0]:
