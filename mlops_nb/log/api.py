@@ -282,6 +282,63 @@ class Log:
         """What each stage of a run read and wrote: stage, direction, dataset label."""
         return self._store.read(lambda con: queries.stage_flows(con, run_id))
 
+    # ------------------------------------------------------------------ model registry
+    def add_model_version(self, row: Mapping[str, Any]) -> int:
+        """Record a registered model version; returns its number (1, 2, ... per name), which
+        is given when the record is merged, so concurrent registrations never share one."""
+        version_id = uuid.uuid4().hex
+        self._store.append({"op": "model_version", "row": {
+            **row, "version_id": version_id, "user_name": _user(), "created_at": time.time(),
+        }})  # fmt: skip
+        self._store.flush()
+        found = self._store.read(lambda con: queries.version_number(con, version_id))
+        if found is None:
+            raise MlopsError(f"model version {row.get('name')!r} was not recorded")
+        return found
+
+    def model_versions(self, name: str | None = None) -> pd.DataFrame:
+        """Registered versions (of one model, or all), with their aliases, newest first."""
+        return self._store.read(lambda con: queries.model_versions(con, name))
+
+    def model_version(
+        self, name: str, version: int | None = None, alias: str | None = None
+    ) -> dict[str, Any] | None:
+        """One version as a dict (JSON fields decoded): by number, by alias, else the latest."""
+        return self._store.read(lambda con: queries.model_version(con, name, version, alias))
+
+    def move_alias(
+        self, name: str, alias: str, version: int | None, reason: str | None = None
+    ) -> int | None:
+        """Point ``alias`` at ``version`` (None removes it), recording who, when and why;
+        returns the version it pointed at before. The move is atomic across processes."""
+        if version is not None and self.model_version(name, int(version)) is None:
+            raise MlopsError(f"model {name!r} has no version {version}: see mlops-nb models list")
+        before = self.model_version(name, alias=alias)
+        self._store.append({"op": "alias", "name": name, "alias": alias,
+                            "version": None if version is None else int(version),
+                            "user": _user(), "reason": reason, "t": time.time()})  # fmt: skip
+        self._store.flush()
+        return None if before is None else int(before["version"])
+
+    def aliases(self, name: str | None = None) -> pd.DataFrame:
+        """Where each alias points now: name, alias, version, user, reason, updated_at."""
+        return self._store.read(lambda con: queries.aliases(con, name))
+
+    def alias_history(self, name: str | None = None, alias: str | None = None) -> pd.DataFrame:
+        """Every alias move, oldest first: from_version, to_version, user, reason, moved_at."""
+        return self._store.read(lambda con: queries.alias_history(con, name, alias))
+
+    def alias_at(self, name: str, alias: str, when: Any) -> int | None:
+        """The version ``alias`` pointed at, at time ``when`` (a datetime or ISO text, UTC)."""
+        moment = pd.Timestamp(when).tz_localize(None) if pd.Timestamp(when).tzinfo is None else (
+            pd.Timestamp(when).tz_convert("UTC").tz_localize(None))  # fmt: skip
+        return self._store.read(lambda con: queries.alias_at(con, name, alias, moment))
+
+    def record(self, table: str, row: Mapping[str, Any]) -> None:
+        """Journal one row of a record table not tied to a run (requests, feedback, gate
+        results): one write, durable when this returns, merged within a second."""
+        self._store.append({"op": "row", "table": table, "row": dict(row)})
+
     def cache_inputs(self, run_id: str, cell_seq: int) -> list[tuple[str, str]]:
         """(path, identity) of the files a cached cell read, as recorded with its checkpoints."""
         return self._store.read(lambda con: queries.cache_inputs(con, run_id, cell_seq))

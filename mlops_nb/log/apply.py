@@ -25,8 +25,11 @@ from mlops_nb.log.sqltext import literal as _literal
 # Tables whose rows are journaled as-is (``{"op": "row", "table": ..., "row": {...}}``).
 ROW_TABLES = (
     "cells", "datasets", "lineage", "artifacts", "models", "environment", "notes", "schedules",
-    "checkpoints",
+    "checkpoints", "gate_results", "requests", "feedback",
 )  # fmt: skip
+# Registry records, applied one by one in journal order (a version is numbered, an alias moved
+# and its history written inside the merge's transaction, so concurrent writers cannot race).
+REGISTRY_OPS = ("model_version", "alias")
 _TIME_FIELDS = ("start_time", "end_time", "created_at")
 _RUN_COLUMNS = (
     "run_id", "experiment", "name", "status", "start_time", "end_time", "user_name", "host",
@@ -96,6 +99,7 @@ def apply_records(
     bulk_files: list[Path] = []
     bulk_runs: list[str] = []
     rows: dict[str, list[dict[str, Any]]] = {table: [] for table in ROW_TABLES}
+    registry: list[dict[str, Any]] = []
 
     for record in records:
         op = record.get("op")
@@ -120,6 +124,8 @@ def apply_records(
             status_updates[record["run_id"]] = record
         elif op == "row" and record.get("table") in rows:
             rows[record["table"]].append(record["row"])
+        elif op in REGISTRY_OPS:
+            registry.append(record)
 
     if experiments:
         _register(con, "batch_experiments", {
@@ -185,7 +191,53 @@ def apply_records(
             "FROM batch_status u WHERE runs.run_id = u.run_id"
         )
         wide.refresh_runs(con, status_updates)
+    for record in registry:
+        if record["op"] == "model_version":
+            _add_model_version(con, record["row"])
+        else:
+            _move_alias(con, record)
     return bulk_files
+
+
+def _add_model_version(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
+    """The next version number of ``row["name"]``, given here: the merge is serialised."""
+    values = _row(row)
+    columns = [c for c in values if c != "version"]
+    con.execute(
+        f"INSERT INTO store.model_versions ({', '.join(columns)}, version) "
+        f"SELECT {', '.join('?' for _ in columns)}, coalesce(max(version), 0) + 1 "
+        "FROM store.model_versions WHERE name = ? ON CONFLICT (version_id) DO NOTHING",
+        [*(values[c] for c in columns), values["name"]],
+    )
+
+
+def _move_alias(con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> None:
+    """Point an alias at a version (or remove it: version None) and record the move."""
+    name, alias, version = record["name"], record["alias"], record.get("version")
+    when = _to_datetime(record["t"])
+    found = con.execute(
+        "SELECT version FROM store.model_aliases WHERE name = ? AND alias = ?", [name, alias]
+    ).fetchone()
+    previous = found[0] if found else None
+    if (
+        version is not None
+        and not con.execute(
+            "SELECT count(*) FROM store.model_versions WHERE name = ? AND version = ?",
+            [name, version],
+        ).fetchone()[0]
+    ):
+        return  # checked before journaling; a version that vanished is not pointed at
+    if version is None:
+        con.execute("DELETE FROM store.model_aliases WHERE name = ? AND alias = ?", [name, alias])
+    else:
+        con.execute(
+            "INSERT OR REPLACE INTO store.model_aliases VALUES (?, ?, ?, ?, ?, ?)",
+            [name, alias, version, record.get("user"), record.get("reason"), when],
+        )
+    con.execute(
+        "INSERT INTO store.alias_history VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [name, alias, previous, version, record.get("user"), record.get("reason"), when],
+    )
 
 
 def mark_crashed(con: duckdb.DuckDBPyConnection, writer_id: str, last_seen: float | None) -> None:

@@ -137,3 +137,94 @@ def stage_flows(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
         "WHERE l.run_id = ? ORDER BY l.cell_seq, d.name",
         [run_id],
     ).df()
+
+
+# ---------------------------------------------------------------------- model registry
+_JSON_FIELDS = ("steps", "parts", "signature", "outputs", "metrics", "packages", "verification",
+                "tags")  # fmt: skip
+
+
+def version_number(con: duckdb.DuckDBPyConnection, version_id: str) -> int | None:
+    row = con.execute(
+        "SELECT version FROM store.model_versions WHERE version_id = ?", [version_id]
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def model_versions(con: duckdb.DuckDBPyConnection, name: str | None) -> pd.DataFrame:
+    """Versions newest first, each with the list of aliases that point at it."""
+    sql = (
+        "SELECT v.name, v.version, v.run_id, v.model_var, v.artifact_sha256, v.format, "
+        "v.metrics, v.user, v.description, v.created_at, "
+        "coalesce(list(a.alias ORDER BY a.alias) FILTER (a.alias IS NOT NULL), []) AS aliases "
+        "FROM model_versions v LEFT JOIN model_aliases a USING (name, version)"
+    )
+    args: list[object] = []
+    if name is not None:
+        sql += " WHERE v.name = ?"
+        args.append(name)
+    sql += " GROUP BY ALL ORDER BY v.name, v.version DESC"
+    return con.execute(sql, args).df()
+
+
+def model_version(
+    con: duckdb.DuckDBPyConnection, name: str, version: int | None, alias: str | None
+) -> dict[str, object] | None:
+    if alias is not None:
+        found = con.execute(
+            "SELECT version FROM store.model_aliases WHERE name = ? AND alias = ?", [name, alias]
+        ).fetchone()
+        if not found:
+            return None
+        version = int(found[0])
+    sql = "SELECT * FROM model_versions WHERE name = ?"
+    args: list[object] = [name]
+    if version is not None:
+        sql += " AND version = ?"
+        args.append(int(version))
+    frame = con.execute(sql + " ORDER BY version DESC LIMIT 1", args).df()
+    if frame.empty:
+        return None
+    record = frame.iloc[0].to_dict()
+    for key in _JSON_FIELDS:
+        if isinstance(record.get(key), str):
+            record[key] = json.loads(record[key])
+    record["version"] = int(record["version"])
+    record["aliases"] = [
+        row[0]
+        for row in con.execute(
+            "SELECT alias FROM store.model_aliases WHERE name = ? AND version = ? ORDER BY alias",
+            [name, record["version"]],
+        ).fetchall()
+    ]
+    return record
+
+
+def aliases(con: duckdb.DuckDBPyConnection, name: str | None) -> pd.DataFrame:
+    if name is None:
+        return con.execute("SELECT * FROM model_aliases ORDER BY name, alias").df()
+    return con.execute("SELECT * FROM model_aliases WHERE name = ? ORDER BY alias", [name]).df()
+
+
+def alias_history(
+    con: duckdb.DuckDBPyConnection, name: str | None, alias: str | None
+) -> pd.DataFrame:
+    sql = "SELECT * FROM alias_history WHERE TRUE"
+    args: list[object] = []
+    if name is not None:
+        sql += " AND name = ?"
+        args.append(name)
+    if alias is not None:
+        sql += " AND alias = ?"
+        args.append(alias)
+    return con.execute(sql + " ORDER BY moved_at, name, alias", args).df()
+
+
+def alias_at(con: duckdb.DuckDBPyConnection, name: str, alias: str, moment: object) -> int | None:
+    """The ``to_version`` of the last move of the alias at or before ``moment``."""
+    row = con.execute(
+        "SELECT to_version FROM store.alias_history WHERE name = ? AND alias = ? "
+        "AND moved_at <= ? ORDER BY moved_at DESC LIMIT 1",
+        [name, alias, moment],
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])

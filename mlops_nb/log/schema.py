@@ -16,7 +16,7 @@ import duckdb
 
 from mlops_nb.log import wide
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _V1: list[Step] = [
     "CREATE SCHEMA IF NOT EXISTS store",
@@ -130,12 +130,57 @@ _V6: list[Step] = [
     "CREATE OR REPLACE VIEW checkpoints AS SELECT * FROM store.checkpoints",
 ]
 
+_V7: list[Step] = [
+    # the model registry: versions (numbered at merge time, per name), aliases, alias moves
+    """CREATE TABLE store.model_versions (
+        version_id VARCHAR PRIMARY KEY, name VARCHAR, version INTEGER, run_id VARCHAR,
+        model_var VARCHAR, steps VARCHAR, parts VARCHAR, artifact_sha256 VARCHAR,
+        format VARCHAR, signature VARCHAR, outputs VARCHAR, metrics VARCHAR, packages VARCHAR,
+        verification VARCHAR, user_name VARCHAR, description VARCHAR, tags VARCHAR,
+        created_at TIMESTAMP, UNIQUE (name, version))""",
+    """CREATE TABLE store.model_aliases (
+        name VARCHAR, alias VARCHAR, version INTEGER, user_name VARCHAR, reason VARCHAR,
+        updated_at TIMESTAMP, PRIMARY KEY (name, alias))""",
+    """CREATE TABLE store.alias_history (
+        name VARCHAR, alias VARCHAR, from_version INTEGER, to_version INTEGER,
+        user_name VARCHAR, reason VARCHAR, moved_at TIMESTAMP)""",
+    # acceptance gates: one row per condition checked
+    """CREATE TABLE store.gate_results (
+        gate_id VARCHAR, run_id VARCHAR, model_name VARCHAR, model_version INTEGER,
+        condition VARCHAR, metric VARCHAR, value DOUBLE, baseline DOUBLE, baseline_ref VARCHAR,
+        passed BOOLEAN, detail VARCHAR, created_at TIMESTAMP)""",
+    # served requests (one row per request) and ground truth sent back later
+    """CREATE TABLE store.requests (
+        request_id VARCHAR, model_name VARCHAR, model_version INTEGER, protocol VARCHAR,
+        status INTEGER, n_rows INTEGER, latency_ms DOUBLE, inputs VARCHAR, outputs VARCHAR,
+        error VARCHAR, server VARCHAR, created_at TIMESTAMP)""",
+    """CREATE TABLE store.feedback (
+        request_id VARCHAR, row_index INTEGER, label VARCHAR, user_name VARCHAR,
+        created_at TIMESTAMP)""",
+    """CREATE OR REPLACE VIEW model_versions AS SELECT name, version, run_id, model_var, steps,
+        parts, artifact_sha256, format, signature, outputs, metrics, packages, verification,
+        user_name AS "user", description, tags, created_at FROM store.model_versions""",
+    """CREATE OR REPLACE VIEW model_aliases AS SELECT name, alias, version, user_name AS "user",
+        reason, updated_at FROM store.model_aliases""",
+    """CREATE OR REPLACE VIEW alias_history AS SELECT name, alias, from_version, to_version,
+        user_name AS "user", reason, moved_at FROM store.alias_history""",
+    "CREATE OR REPLACE VIEW gate_results AS SELECT * FROM store.gate_results",
+    "CREATE OR REPLACE VIEW requests AS SELECT * FROM store.requests",
+    "CREATE OR REPLACE VIEW feedback AS SELECT * FROM store.feedback",
+    """CREATE OR REPLACE VIEW predictions AS
+        SELECT r.request_id, r.model_name, r.model_version, r.created_at, r.inputs, r.outputs,
+               r.latency_ms, f.row_index, f.label, f.created_at AS labelled_at
+        FROM store.requests r LEFT JOIN store.feedback f USING (request_id)
+        WHERE r.status = 200""",
+]
+
 Step = str | Callable[[duckdb.DuckDBPyConnection], None]
-MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
+MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
 
 STABLE_VIEWS = (
     "runs", "params", "metrics", "cells", "datasets", "lineage", "artifacts", "models",
-    "environment", "notes", "schedules", "checkpoints",
+    "environment", "notes", "schedules", "checkpoints", "model_versions", "model_aliases",
+    "alias_history", "gate_results", "requests", "feedback", "predictions",
 )  # fmt: skip
 
 
