@@ -42,6 +42,43 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "mlops_nb.server"}]
 
 
+def register_model(
+    name: str,
+    run: str | None = None,
+    model: str = "model",
+    steps: list[str] | None = None,
+    *,
+    log: Log | None = None,
+    verify: bool = True,
+    alias: str | None = None,
+    description: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Assemble ``steps`` + ``model`` fitted in a run into one pipeline, prove it reproduces
+    the run's recorded predictions, and register it as the next version of ``name``.
+
+    Without ``run``, inside a notebook: the active run, with the objects taken from the
+    caller's namespace. Elsewhere, the run's saved values (a run made with ``mlops-nb run``).
+    """
+    import sys
+
+    from mlops_nb.registry.assemble import register_model as register
+
+    namespace = None
+    if run is None and log is None:
+        try:
+            active = active_run()
+        except MlopsError:
+            active = None
+        if active is not None:
+            run, log = active.run_id, active.log
+            namespace = sys._getframe(1).f_globals  # the notebook's namespace when called there
+    return register(
+        log or open_log(), name, run=run, model=model, steps=steps, namespace=namespace,
+        verify=verify, description=description, tags=tags, alias=alias,
+    )  # fmt: skip
+
+
 def log_metric(key: str, value: float, step: int | None = None) -> None:
     """Record a metric on the active run (started by ``%mlops track`` or ``start_run``)."""
     active_run().log_metric(key, value, step=step)
@@ -61,5 +98,5 @@ def log_params(params: Mapping[str, Any]) -> None:
 
 __all__ = [
     "Log", "MlopsError", "Run", "RunRecord", "__version__", "active_run", "log_metric",
-    "log_metrics", "log_param", "log_params", "open_log",
+    "log_metrics", "log_param", "log_params", "open_log", "register_model",
 ]  # fmt: skip

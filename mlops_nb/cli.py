@@ -127,17 +127,88 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--experiment", "-e", metavar="NAME")
     schedule.add_argument("--image", metavar="IMAGE", help="container image (kubernetes, docker)")
 
+    serve = add("serve", "Serve a registered model over HTTP (MLflow and Open Inference v2).")
+    serve.add_argument(
+        "model", nargs="?", metavar="NAME[@ALIAS|:VERSION]",
+        help="the model; with @ALIAS the server follows the alias when it moves",
+    )  # fmt: skip
+    serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine)")
+    serve.add_argument("--port", type=int, default=8080, help="default: 8080")
+    serve.add_argument("--workers", type=int, default=1, metavar="N", help="server processes")
+    serve.add_argument(
+        "--log-sample", type=float, default=1.0, metavar="F",
+        help="fraction of answered requests recorded in the log (default: 1; errors: all)",
+    )  # fmt: skip
+    serve.add_argument("--model-dir", metavar="DIR", help="an exported model folder, not the log")
+    serve.add_argument(
+        "--trust", nargs="+", action="extend", default=[], metavar="TYPE",
+        help="types the model file may hold beyond the built-in trusted list",
+    )  # fmt: skip
+    serve.add_argument("--max-body", type=float, default=64, metavar="MB", help="default: 64")
+    serve.add_argument("--max-batch-rows", type=int, default=4096, metavar="N",
+                       help="rows per predict call (default: 4096)")  # fmt: skip
+    serve.add_argument("--max-wait-ms", type=float, default=2.0, metavar="MS",
+                       help="longest wait to fill a batch (default: 2)")  # fmt: skip
+
+    predict = add("predict", "Score a CSV or Parquet file with a registered model.")
+    predict.add_argument("model", metavar="NAME[@ALIAS|:VERSION]")
+    predict.add_argument("--input", "-i", required=True, metavar="FILE", help=".csv or .parquet")
+    predict.add_argument("--output", "-o", required=True, metavar="FILE", help=".csv or .parquet")
+    predict.add_argument("--chunk-rows", type=int, default=10_000, metavar="N",
+                         help="rows per chunk (default: 10000)")  # fmt: skip
+    predict.add_argument("--trust", nargs="+", action="extend", default=[], metavar="TYPE")
+    predict.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    deploy = add("deploy", "Write the files that serve a registered model from a container.")
+    deploy.add_argument("ref", metavar="NAME@ALIAS", help="NAME@ALIAS, NAME:VERSION or NAME")
+    deploy.add_argument("--target", required=True, choices=DEPLOY_TARGETS)
+    deploy.add_argument("--out", required=True, metavar="DIR", help="the image's build folder")
+    deploy.add_argument("--image", metavar="IMAGE", help="default: mlops-nb-NAME:VERSION")
+    deploy.add_argument("--port", type=int, metavar="N", help="default: 8080")
+    deploy.add_argument("--workers", type=int, metavar="N", help="server processes (default: 1)")
+    deploy.add_argument("--replicas", type=int, metavar="N", help="kubernetes pods (default: 2)")
+    deploy.add_argument("--max-replicas", type=int, metavar="N", help="autoscaler (default: 5)")
+    deploy.add_argument("--cpu-target", type=int, metavar="PCT", help="autoscaler (default: 70)")
+    deploy_install = deploy.add_mutually_exclusive_group()
+    deploy_install.add_argument(
+        "--install", metavar="COMMAND",
+        help="how the image installs mlops-nb, e.g. \"pip install mlops-nb==X\" (default: a "
+        "wheel copied into DIR/wheels/, built from this checkout)",
+    )  # fmt: skip
+    deploy_install.add_argument("--wheel", metavar="FILE", help="the mlops-nb wheel to copy in")
+
     docs = add("docs", "Write the documentation of a notebook pipeline and one of its runs.")
     docs.add_argument("notebook", metavar="NOTEBOOK")
     docs.add_argument("--run", metavar="RUN_ID", help="default: the latest finished run of it")
     docs.add_argument("--out", required=True, metavar="DIR", help="where to write the files")
     docs.add_argument("--format", default="html,md", metavar="html,md", help="default: both")
+
+    gate = add("gate", "Check a model's metrics against thresholds and the version at an alias.")
+    gate.add_argument(
+        "target", metavar="RUN_ID|NAME:VERSION", help="a run (id, prefix, latest) or a version"
+    )
+    gate.add_argument(
+        "conditions", nargs="+", metavar="CONDITION",
+        help='e.g. "accuracy >= 0.8" "roc_auc >= champion - 0.01" "f1 >= champion * 1.02"',
+    )  # fmt: skip
+    gate.add_argument("--model", metavar="NAME", help="the model (default: the run's experiment)")
+    gate.add_argument("--against", default="champion", metavar="ALIAS", help="default: champion")
+    gate.add_argument("--warn-only", action="store_true", help="report, but exit 0 on failure")
+    gate.add_argument("--promote", metavar="ALIAS", help="when it passes, move ALIAS to it")
+    gate.add_argument("--lower-is-better", action="append", metavar="METRIC", default=[])
+    gate.add_argument("--greater-is-better", action="append", metavar="METRIC", default=[])
+    gate.add_argument("--format", "-f", choices=("text", "json"), default="text")
+
+    from mlops_nb.registry.commands import add_parser as add_models_parser
+
+    add_models_parser(add("models", "The model registry: versions, aliases, history."), _Parser)
     return parser
 
 
 SCHEDULE_TARGETS = (
     "cron", "systemd", "airflow", "kubernetes", "gitlab", "github", "jenkins", "docker",
 )  # fmt: skip
+DEPLOY_TARGETS = ("docker", "compose", "kubernetes")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -249,22 +320,57 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     return schedule_from_cli(args)
 
 
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from mlops_nb.deploy import deploy_from_cli
+
+    return deploy_from_cli(args)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from mlops_nb.serve.app import serve_from_cli
+
+    return serve_from_cli(args)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from mlops_nb.serve.batch import predict_from_cli
+
+    return predict_from_cli(args)
+
+
 def _cmd_docs(args: argparse.Namespace) -> int:
     from mlops_nb.docs.build import docs_from_cli
 
     return docs_from_cli(args)
 
 
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from mlops_nb.registry.gates import gate_from_cli
+
+    return gate_from_cli(args)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from mlops_nb.registry.commands import models_from_cli
+
+    return models_from_cli(args, _open(args), render)
+
+
 _COMMANDS = {
+    "models": _cmd_models,
     "runs": _cmd_runs,
     "show": _cmd_show,
     "sql": _cmd_sql,
     "experiments": _cmd_experiments,
     "run": _cmd_run,
     "docs": _cmd_docs,
+    "gate": _cmd_gate,
     "pipeline": _cmd_pipeline,
     "sweep": _cmd_sweep,
     "schedule": _cmd_schedule,
+    "serve": _cmd_serve,
+    "predict": _cmd_predict,
+    "deploy": _cmd_deploy,
 }
 
 

@@ -78,6 +78,31 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--out", default="docs", metavar="DIR", help="default: ./docs")
     docs.add_argument("--format", default="html,md", metavar="html,md")
     docs.add_argument("--run", metavar="RUN_ID", help="default: this kernel's run")
+    gate = commands.add_parser(
+        "gate", help="check this run's metrics; a failure fails the cell (and a pipeline run)",
+        description='%mlops gate "accuracy >= 0.8" "roc_auc >= champion - 0.01": thresholds and '
+        "changes against the version at an alias (default champion) of a model.",
+    )  # fmt: skip
+    gate.add_argument("conditions", nargs="+", metavar="CONDITION")
+    gate.add_argument("--model", metavar="NAME", help="default: this run's experiment")
+    gate.add_argument("--against", default="champion", metavar="ALIAS")
+    gate.add_argument("--warn-only", action="store_true", help="show the result, never fail")
+    gate.add_argument("--lower-is-better", action="append", metavar="METRIC", default=[])
+    gate.add_argument("--greater-is-better", action="append", metavar="METRIC", default=[])
+    register = commands.add_parser(
+        "register", help="register this run's model (with its preprocessing) as a new version",
+        description="%mlops register NAME: chain the fitted preprocessing and the model into one "
+        "pipeline, check it reproduces the predictions recorded in this run, and register it.",
+    )  # fmt: skip
+    register.add_argument("name", metavar="NAME")
+    register.add_argument("--model", default="model", metavar="VAR", help="default: model")
+    register.add_argument(
+        "--steps", metavar="VAR,VAR", help="fitted transformers before the model, in order "
+        "(default: proposed from the recorded lineage)",
+    )  # fmt: skip
+    register.add_argument("--alias", metavar="ALIAS", help="point this alias at the new version")
+    register.add_argument("--description", metavar="TEXT")
+    register.add_argument("--no-verify", action="store_true", help="skip the prediction check")
     commands.add_parser("status", help="what is being recorded, where")
     commands.add_parser("stop", help="end this kernel's run")
     return parser
@@ -192,6 +217,41 @@ class MlopsMagics(Magics):
         formats = [f.strip() for f in args.format.split(",") if f.strip()]
         for written in build_docs(notebook, args.out, run_id, formats, log.path):
             print(f"wrote {written}")
+
+    def _register(self, args: argparse.Namespace) -> None:
+        from mlops_nb.registry.assemble import register_model
+        from mlops_nb.registry.commands import registered_text
+
+        tracker = self.tracker
+        if tracker.run is None or tracker.log is None:
+            raise UsageError("%mlops register: start recording first (%mlops track)")
+        tracker.log.flush()
+        steps = None if args.steps is None else [s.strip() for s in args.steps.split(",") if s]
+        record = register_model(
+            tracker.log, args.name, run=tracker.run.run_id, model=args.model, steps=steps,
+            namespace=self.shell.user_ns, verify=not args.no_verify,
+            description=args.description, alias=args.alias,
+        )  # fmt: skip
+        print(registered_text(record))
+
+    def _gate(self, args: argparse.Namespace) -> None:
+        from IPython.display import display
+
+        from mlops_nb.log import active_run
+        from mlops_nb.registry.gates import GateFailed, run_gate, split_conditions
+
+        __tracebackhide__ = True  # the failure is the message; our frames add nothing
+        run = self.tracker.run or active_run()
+        directions = {name: True for name in args.greater_is_better}
+        directions.update({name: False for name in args.lower_is_better})
+        result = run_gate(
+            self._log_handle(), run.run_id, split_conditions(args.conditions),
+            model=args.model or run.experiment, against=args.against, directions=directions,
+            warn_only=args.warn_only,
+        )  # fmt: skip
+        display(result)
+        if not result.passed and not args.warn_only:
+            raise GateFailed(result)
 
     def _status(self, args: argparse.Namespace) -> None:
         print(self.tracker.status())
