@@ -66,9 +66,12 @@ def test_registering_proposes_the_chain_from_lineage_and_verifies_it(churn_run):
     shown = cli("models", "show", "churn@champion", log=log_path).stdout
     assert "pipeline:         preprocess -> model" in shown
     assert "contract: category (category, not null) in ['month-to-month'" in shown
-    # the loaded pipeline predicts like the notebook's model on the raw evaluation rows
     loaded = load_model(log, "churn@champion")
     assert [name for name, _ in loaded.pipeline.steps] == ["preprocess", "model"]
+    docs = log_path.parent / "docs"
+    cli("docs", CHURN, "--run", run_id, "--out", docs, "--format", "md", log=log_path)
+    card = next(docs.glob("*.md")).read_text()
+    assert "| registered | `churn:1` (aliases: champion)" in card
 
 
 def test_a_wrong_chain_is_rejected_with_the_first_row_that_differs(churn_run):

@@ -120,6 +120,7 @@ class DocModel:
     schedules: list[dict[str, Any]] = field(default_factory=list)
     reruns: list[dict[str, Any]] = field(default_factory=list)
     sweep: dict[str, Any] | None = None
+    gates: list[dict[str, Any]] = field(default_factory=list)
     version: str = __version__
 
 
@@ -271,6 +272,7 @@ def collect(notebook: str | Path, log: Any, run_id: str | None = None) -> DocMod
         datasheet=_datasheet(training, datasets, card, stage_list, task),
         card={
             **_model_card(main_model, models, card, training, record),
+            "registered": _registered_versions(log, record.run_id),
             "task": task,
             "groups": _group_metrics(log, record, card.get("groups"), task),
             "residuals": _residuals(log, record, main_model, task, card.get("groups"), datasets),
@@ -281,7 +283,22 @@ def collect(notebook: str | Path, log: Any, run_id: str | None = None) -> DocMod
         schedules=_schedules(log, Path(notebook).name),
         reruns=_reruns(log, record),
         sweep=sweep,
+        gates=_gates(log, record.run_id),
     )
+
+
+def _gates(log: Any, run_id: str) -> list[dict[str, Any]]:
+    """The acceptance-gate conditions checked for the run, with their values and verdicts."""
+    return [
+        {"condition": row.condition,
+         "value": "" if pd.isna(row.value) else format_number(row.value),
+         "baseline": "" if pd.isna(row.baseline) else format_number(row.baseline),
+         "passed": bool(row.passed),
+         "against": row.baseline_ref if pd.isna(row.baseline_version) else
+         f"{row.baseline_ref} (v{int(row.baseline_version)})",
+         "detail": row.detail, "checked": _time(row.created_at)}
+        for row in log.gate_results(run_id).itertuples()
+    ]  # fmt: skip
 
 
 def _schedules(log: Any, name: str) -> list[dict[str, Any]]:
@@ -685,6 +702,19 @@ def _datasheet(training, datasets, card, stages, task) -> dict[str, Any]:
             (title, _card_text(author.get(key)), hint) for key, title, hint in DATASHEET_FIELDS
         ],  # fmt: skip
     }
+
+
+def _registered_versions(log: Any, run_id: str) -> list[dict[str, Any]]:
+    """The registry's versions made from this run, with the aliases that point at them now."""
+    versions = log.model_versions()
+    if versions.empty:
+        return []
+    mine = versions[versions["run_id"] == run_id]
+    return [
+        {"ref": f"{row.name}:{row.version}", "aliases": ", ".join(row.aliases),
+         "model_var": row.model_var, "created": _time(row.created_at)}
+        for row in mine.itertuples()
+    ]  # fmt: skip
 
 
 def _model_card(model, models, card, training, record) -> dict[str, Any]:

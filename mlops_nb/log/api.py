@@ -339,6 +339,10 @@ class Log:
         results): one write, durable when this returns, merged within a second."""
         self._store.append({"op": "row", "table": table, "row": dict(row)})
 
+    def gate_results(self, run_id: str) -> pd.DataFrame:
+        """The acceptance-gate conditions checked for a run (one row each), oldest first."""
+        return self._store.read(lambda con: queries.gate_results(con, run_id))
+
     def cache_inputs(self, run_id: str, cell_seq: int) -> list[tuple[str, str]]:
         """(path, identity) of the files a cached cell read, as recorded with its checkpoints."""
         return self._store.read(lambda con: queries.cache_inputs(con, run_id, cell_seq))

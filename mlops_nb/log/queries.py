@@ -228,3 +228,13 @@ def alias_at(con: duckdb.DuckDBPyConnection, name: str, alias: str, moment: obje
         [name, alias, moment],
     ).fetchone()
     return None if row is None or row[0] is None else int(row[0])
+
+
+def gate_results(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """The acceptance-gate conditions checked for a run, oldest gate first."""
+    return con.execute(
+        "SELECT gate_id, model_name, model_version, condition, metric, value, baseline, "
+        "baseline_ref, baseline_version, passed, detail, created_at FROM gate_results "
+        "WHERE run_id = ? ORDER BY created_at, gate_id",
+        [run_id],
+    ).df()

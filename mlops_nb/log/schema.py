@@ -148,7 +148,7 @@ _V7: list[Step] = [
     """CREATE TABLE store.gate_results (
         gate_id VARCHAR, run_id VARCHAR, model_name VARCHAR, model_version INTEGER,
         condition VARCHAR, metric VARCHAR, value DOUBLE, baseline DOUBLE, baseline_ref VARCHAR,
-        passed BOOLEAN, detail VARCHAR, created_at TIMESTAMP)""",
+        baseline_version INTEGER, passed BOOLEAN, detail VARCHAR, created_at TIMESTAMP)""",
     # served requests (one row per request) and ground truth sent back later
     """CREATE TABLE store.requests (
         request_id VARCHAR, model_name VARCHAR, model_version INTEGER, protocol VARCHAR,
@@ -169,7 +169,9 @@ _V7: list[Step] = [
     "CREATE OR REPLACE VIEW feedback AS SELECT * FROM store.feedback",
     """CREATE OR REPLACE VIEW predictions AS
         SELECT r.request_id, r.model_name, r.model_version, r.created_at, r.inputs, r.outputs,
-               r.latency_ms, f.row_index, f.label, f.created_at AS labelled_at
+               r.latency_ms, f.row_index,
+               CAST(json_extract(r.outputs, '$[' || f.row_index || ']') AS VARCHAR) AS prediction,
+               f.label, f.created_at AS labelled_at
         FROM store.requests r LEFT JOIN store.feedback f USING (request_id)
         WHERE r.status = 200""",
 ]

@@ -240,7 +240,6 @@ class MlopsMagics(Magics):
         from mlops_nb.log import active_run
         from mlops_nb.registry.gates import GateFailed, run_gate, split_conditions
 
-        __tracebackhide__ = True  # the failure is the message; our frames add nothing
         run = self.tracker.run or active_run()
         directions = {name: True for name in args.greater_is_better}
         directions.update({name: False for name in args.lower_is_better})
