@@ -163,9 +163,25 @@ def stop_process_group(process: subprocess.Popen) -> None:
 
 
 def open_sidebar(page) -> float:
-    """Click the MLOps tab in the left area; milliseconds until the runs table has rows."""
+    """Click the MLOps tab in the left area; milliseconds until its experiments are listed."""
     page.wait_for_selector('.jp-SideBar [data-id="mlops-nb-sidebar"]', timeout=60_000)
     started = time.perf_counter()
     page.click('.jp-SideBar [data-id="mlops-nb-sidebar"]')
-    page.wait_for_selector("#mlops-nb-sidebar .mlops-runs-table tbody tr", timeout=30_000)
+    page.wait_for_selector("#mlops-nb-sidebar .mlops-open-experiment", timeout=30_000)
+    return (time.perf_counter() - started) * 1000
+
+
+def runs_area(experiment: str = "") -> str:
+    """The selector of the main-area runs tab of ``experiment`` ('' for all experiments)."""
+    return f".mlops-runs-area[data-experiment='{experiment}']"
+
+
+def open_runs(page, experiment: str = "") -> float:
+    """Click an experiment in the panel (default: All experiments); milliseconds until its
+    runs tab in the main area shows rows."""
+    item = f"#mlops-nb-sidebar .mlops-open-experiment[data-experiment='{experiment}']"
+    page.wait_for_selector(item, timeout=30_000)
+    started = time.perf_counter()
+    page.click(item)
+    page.wait_for_selector(f"{runs_area(experiment)} .mlops-runs-table tbody tr", timeout=30_000)
     return (time.perf_counter() - started) * 1000

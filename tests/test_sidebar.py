@@ -1,13 +1,16 @@
-"""The JupyterLab sidebar in a real `jupyter lab`, driven through Debian's Chromium.
+"""The JupyterLab panel and runs tabs in a real `jupyter lab`, driven through Debian's Chromium.
 
-One server for the module, on a log seeded with 10,000 runs plus three small demo runs.
-Screenshots go to ``test-artifacts/`` (or ``$MLOPS_NB_TEST_ARTIFACTS``).
+One server for the module, on a log seeded with 10,000 runs, three small demo runs and a
+small sweep. The left panel is the navigator; runs tables, run details and comparisons open
+in the main area. Pages are 1400x900, the window the issue was seen in. Screenshots go to
+``test-artifacts/`` (or ``$MLOPS_NB_TEST_ARTIFACTS``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -18,8 +21,10 @@ from conftest import REPO
 from labserver import (
     HOSTILE,
     launch_chromium,
+    open_runs,
     open_sidebar,
     running_lab,
+    runs_area,
     seed_bulk_runs,
     seed_demo_runs,
 )
@@ -31,6 +36,10 @@ CHURN = REPO / "example_notebooks" / "churn.ipynb"
 ARTIFACTS = Path(os.environ.get("MLOPS_NB_TEST_ARTIFACTS", REPO / "test-artifacts"))
 BULK = 10_000
 PANEL = "#mlops-nb-sidebar"
+ALL = runs_area("")
+BULK_TAB = runs_area("bulk")
+DEMO = runs_area("demo")
+SWEEP = runs_area("sweep")
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +56,23 @@ def lab(tmp_path_factory):
     log = root / ".mlops" / "log.duckdb"
     seed_bulk_runs(log, BULK)
     ids = seed_demo_runs(log, base)
+    seed_sweep(log)
     with running_lab(root, log) as server:
         yield server, ids, log
+
+
+def seed_sweep(log_path: Path) -> None:
+    """A sweep as `mlops-nb sweep --metric f1` leaves it: children, and a parent with best_f1."""
+    log = mlops_nb.open_log(log_path)
+    parent = log.start_run("sweep", "sweep-parent", params={"sweep.size": 3})
+    for i in range(3):
+        with log.start_run(experiment="sweep", name=f"sweep-{i}") as run:
+            run.log_params({"depth": 2 + i})
+            run.log_metrics({"accuracy": 0.7 + i / 100, "f1": 0.6 + i / 50})
+    parent.log_metric("best_f1", 0.64)
+    parent.end()
+    log.flush()
+    log.close()
 
 
 @pytest.fixture
@@ -65,7 +89,7 @@ def browser():
 @pytest.fixture
 def page(browser, lab):
     """A fresh page; script errors and dialogs (an alert would mean injected markup) fail it."""
-    context = browser.new_context(viewport={"width": 1500, "height": 950})
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
@@ -85,16 +109,6 @@ def shoot(page, name: str) -> Path:
     return path
 
 
-def widen_sidebar(page, pixels: int = 330) -> None:
-    """Drag the left area's splitter so wide tables fit (users do the same)."""
-    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
-    box = handle.bounding_box()
-    page.mouse.move(box["x"] + 1, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(box["x"] + 1 + pixels, box["y"] + box["height"] / 2, steps=5)
-    page.mouse.up()
-
-
 def open_churn_with_sidebar(page, server) -> None:
     """The example notebook open in JupyterLab (the forms' default notebook), and the panel."""
     page.goto(server.page_url("lab/tree/churn.ipynb"))
@@ -102,77 +116,190 @@ def open_churn_with_sidebar(page, server) -> None:
     open_sidebar(page)
 
 
-def count_text(page) -> str:
-    return page.inner_text(f"{PANEL} .mlops-count")
+def count_text(page, area: str) -> str:
+    return page.inner_text(f"{area} .mlops-count")
 
 
-def wait_count(page, text: str) -> float:
-    """Milliseconds until the pager reads ``text``."""
+def wait_count(page, area: str, text: str) -> float:
+    """Milliseconds until the pager of the runs tab ``area`` reads ``text``."""
     started = time.perf_counter()
     page.wait_for_function(
-        "t => document.querySelector('#mlops-nb-sidebar .mlops-count')?.textContent === t",
-        arg=text, timeout=30_000,
+        "([area, t]) => document.querySelector(area + ' .mlops-count')?.textContent === t",
+        arg=[area, text], timeout=30_000,
     )  # fmt: skip
     return (time.perf_counter() - started) * 1000
 
 
-def choose_experiment(page, experiment: str, count: str) -> float:
+def open_experiment(page, experiment: str, count: str) -> float:
+    """Click an experiment in the panel; milliseconds until its runs tab's pager reads ``count``."""
     started = time.perf_counter()
-    page.select_option(f"{PANEL} .mlops-experiment", experiment)
-    wait_count(page, count)
+    page.click(f"{PANEL} .mlops-open-experiment[data-experiment='{experiment}']")
+    wait_count(page, runs_area(experiment), count)
     return (time.perf_counter() - started) * 1000
+
+
+def current_tab_label(page) -> str:
+    return page.inner_text("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel")
+
+
+# Measures the runs table as drawn: a word whose characters lie on two lines wraps
+# mid-word; a cell whose text takes more than one line wraps; an element whose content is
+# cut off must say all of it in a tooltip; the primary metric's header and the values of
+# the rows in view must lie inside both the main area and the table's scrolled view.
+LAYOUT = """area => {
+  const root = document.querySelector(area);
+  const table = root.querySelector('.mlops-runs-table');
+  const wrap = root.querySelector('.mlops-table-wrap').getBoundingClientRect();
+  const main = document.querySelector('#jp-main-dock-panel').getBoundingClientRect();
+  const view = {left: Math.max(main.left, wrap.left), right: Math.min(main.right, wrap.right,
+                innerWidth), top: Math.max(main.top, wrap.top),
+                bottom: Math.min(main.bottom, wrap.bottom, innerHeight)};
+  const inside = r => r.width > 0 && r.left >= view.left - 0.5 && r.right <= view.right + 0.5
+                      && r.top >= view.top - 0.5 && r.bottom <= view.bottom + 0.5;
+  const midWord = [], multiLine = [], cutSilently = [];
+  for (const cell of table.querySelectorAll('th, td')) {
+    const lines = new Set();
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const word of node.textContent.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, word.index);
+        range.setEnd(node, word.index + word[0].length);
+        const tops = new Set([...range.getClientRects()].filter(r => r.width > 0)
+                                                      .map(r => Math.round(r.top)));
+        if (tops.size > 1) midWord.push(word[0]);
+        tops.forEach(top => lines.add(top));
+      }
+    }
+    if (lines.size > 1) multiLine.push(cell.textContent);
+    for (const el of [cell, ...cell.querySelectorAll('*')]) {
+      if (el.scrollWidth > el.clientWidth + 1) {
+        const holder = el.closest('[title]');
+        const text = el.textContent.trim();
+        if (!holder || !holder.title.includes(text)) cutSilently.push(text);
+      }
+    }
+  }
+  const th = table.querySelector('thead th.mlops-primary');
+  const column = [...th.parentElement.children].indexOf(th);
+  const rows = [...table.tBodies[0].rows]
+    .filter(r => r.getBoundingClientRect().bottom <= view.bottom);
+  return {
+    midWord, multiLine, cutSilently,
+    primary: th.dataset.field,
+    headerVisible: inside(th.getBoundingClientRect()),
+    values: rows.map(r => ({text: r.cells[column].textContent,
+                            visible: inside(r.cells[column].getBoundingClientRect()),
+                            cut: r.cells[column].scrollWidth > r.cells[column].clientWidth})),
+    started: [...table.querySelectorAll('td.mlops-time')].map(c => c.textContent),
+    headers: [...th.parentElement.children].map(c => c.dataset.field || ''),
+    leftPanelTables: document.querySelectorAll('#mlops-nb-sidebar table').length,
+  };
+}"""
+
+
+def check_layout(page, area: str, primary: str) -> dict:
+    """The LAYOUT measures of a runs tab, asserted: nothing wraps or is cut silently, and
+    the primary metric (first of the metric columns) is in view with its values."""
+    found = page.evaluate(LAYOUT, area)
+    assert found["leftPanelTables"] == 0  # the table lives in the main area now
+    assert found["midWord"] == [] and found["multiLine"] == []
+    assert found["cutSilently"] == []
+    assert found["primary"] == primary
+    metrics = [field for field in found["headers"] if field.startswith("metrics.")]
+    assert metrics[0] == primary
+    assert found["headerVisible"]
+    assert len(found["values"]) >= 10
+    assert all(v["visible"] and not v["cut"] for v in found["values"])
+    assert sum(1 for v in found["values"] if v["text"]) >= 10
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", t) for t in found["started"])
+    return found
 
 
 def test_the_first_page_of_10000_runs_comes_at_once(page, lab):
     server, _, _ = lab
     page.goto(server.page_url())
-    opened = open_sidebar(page)
-    at_start = float(page.get_attribute(PANEL, "data-first-page-ms"))
-    total = BULK + 3
-    assert count_text(page) == f"1–50 of {total:,}"
-    assert page.locator(f"{PANEL} .mlops-runs-table tbody tr").count() == 50
-    experiment = choose_experiment(page, "bulk", f"1–50 of {BULK:,}")
+    open_sidebar(page)
+    opened = open_runs(page)  # "All experiments"
+    at_start = float(page.get_attribute(ALL, "data-first-page-ms"))
+    total = BULK + 3 + 4
+    assert current_tab_label(page) == "MLOps runs · all"
+    assert count_text(page, ALL) == f"1–50 of {total:,}"
+    assert page.locator(f"{ALL} .mlops-runs-table tbody tr").count() == 50
+    experiment = open_experiment(page, "bulk", f"1–50 of {BULK:,}")
+    assert current_tab_label(page) == "MLOps runs · bulk"
     started = time.perf_counter()
-    page.click(f"{PANEL} .mlops-next")
-    wait_count(page, f"51–100 of {BULK:,}")
+    page.click(f"{BULK_TAB} .mlops-next")
+    wait_count(page, BULK_TAB, f"51–100 of {BULK:,}")
     next_page = (time.perf_counter() - started) * 1000
-    widen_sidebar(page)
     shoot(page, "runs")
-    print(f"\nsidebar with {total:,} runs: first page drawn {at_start:.0f} ms after the panel "
-          f"started; tab click to rows {opened:.0f} ms; experiment switch {experiment:.0f} ms; "
-          f"next page {next_page:.0f} ms")  # fmt: skip
+    print(f"\nrunsTab with {total:,} runs: first page drawn {at_start:.0f} ms after the tab "
+          f"was made; click to rows {opened:.0f} ms; another experiment's tab {experiment:.0f} "
+          f"ms; next page {next_page:.0f} ms")  # fmt: skip
+
+
+def test_runs_open_in_the_main_area_readable_at_1400x900(page, lab):
+    """The issue's window: no word cut in two, full start times, the primary metric in view."""
+    server, _, _ = lab
+    page.goto(server.page_url())
+    open_sidebar(page)
+    items = page.locator(f"{PANEL} .mlops-open-experiment").all_inner_texts()
+    assert items[0].startswith("All experiments") and f"{BULK + 7:,} runs" in items[0]
+    assert any(i.startswith("demo") and "3 runs · last 2" in i for i in items)
+
+    open_runs(page)
+    page.wait_for_selector(f"{PANEL} .mlops-open-experiment.mlops-current[data-experiment='']")
+    # All experiments: 3 demo runs, 4 sweep runs and 43 of bulk on the first page; bulk has
+    # the most runs there, and accuracy is its first metric logged by every run.
+    shoot(page, "runs-main-area")
+    found = check_layout(page, ALL, "metrics.accuracy")
+    assert {"metrics.acc", "metrics.f1", "metrics.loss"} <= set(found["headers"])
+
+    open_runs(page, "demo")
+    found = page.evaluate(LAYOUT, DEMO)
+    assert found["primary"] == "metrics.acc" and found["headerVisible"]
+    assert found["midWord"] == found["multiLine"] == found["cutSilently"] == []
+    assert [v["text"] for v in found["values"]] == ["0.5", "0.93", "0.81"]  # newest first
+    assert all(v["visible"] for v in found["values"])
+
+    open_runs(page, "sweep")  # the sweep ranked by f1: its parent logged best_f1
+    found = page.evaluate(LAYOUT, SWEEP)
+    assert found["primary"] == "metrics.f1" and found["headerVisible"]
+    metrics = [f for f in found["headers"] if f.startswith("metrics.")]
+    assert metrics == ["metrics.f1", "metrics.accuracy"]  # best_f1 is the sweep's summary
 
 
 def test_sort_filter_and_pick_columns(page, lab):
     server, _, log_path = lab
     page.goto(server.page_url())
     open_sidebar(page)
-    choose_experiment(page, "bulk", f"1–50 of {BULK:,}")
-    box = page.locator(f"{PANEL} .mlops-filter")
+    open_experiment(page, "bulk", f"1–50 of {BULK:,}")
+    box = page.locator(f"{BULK_TAB} .mlops-filter")
     box.fill("metrics.accuracy>=0.99 params.depth=9 trial-0")
     box.press("Enter")
     log = mlops_nb.open_log(log_path)
     where = "metrics.accuracy >= 0.99 AND params.depth = 9 AND name LIKE '%trial-0%'"
     expected = log.count_runs(experiment="bulk", where=where)
     assert 0 < expected < 50
-    wait_count(page, f"1–{expected} of {expected}")
+    wait_count(page, BULK_TAB, f"1–{expected} of {expected}")
 
-    page.click(f"{PANEL} th[data-field='metrics.accuracy']")  # newest first → accuracy, desc
-    page.wait_for_selector(f"{PANEL} th.mlops-sorted[data-field='metrics.accuracy']")
+    page.click(f"{BULK_TAB} th[data-field='metrics.accuracy']")  # newest first → accuracy, desc
+    page.wait_for_selector(f"{BULK_TAB} th.mlops-sorted[data-field='metrics.accuracy']")
     best = log.runs(experiment="bulk", where=where, order_by="metrics.accuracy DESC", limit=1)
-    first_row = page.locator(f"{PANEL} .mlops-runs-table tbody tr").first
+    first_row = page.locator(f"{BULK_TAB} .mlops-runs-table tbody tr").first
     assert first_row.get_attribute("data-run-id") == best["run_id"].iloc[0]
 
-    page.click(f"{PANEL} .mlops-columns summary")
-    page.check(f"{PANEL} .mlops-columns input[value='params.seed']")
-    page.wait_for_selector(f"{PANEL} th[data-field='params.seed']")
-    seeds = page.locator(f"{PANEL} .mlops-runs-table tbody tr td:last-child").all_inner_texts()
-    assert len(seeds) == expected
+    assert page.locator(f"{BULK_TAB} th[data-field='params.model']").count() == 0  # all "rf"
+    page.click(f"{BULK_TAB} .mlops-columns summary")
+    page.check(f"{BULK_TAB} .mlops-columns input[value='params.model']")
+    page.wait_for_selector(f"{BULK_TAB} th[data-field='params.model']")
+    models = page.locator(f"{BULK_TAB} .mlops-runs-table tbody tr td:last-child").all_inner_texts()
+    assert models == ["rf"] * expected  # a column added goes last
 
-    box = page.locator(f"{PANEL} .mlops-filter")
+    box = page.locator(f"{BULK_TAB} .mlops-filter")
     box.fill("params.lr<")
     box.press("Enter")
-    assert "no value" in page.inner_text(f"{PANEL} .mlops-filter-error")
+    assert "no value" in page.inner_text(f"{BULK_TAB} .mlops-filter-error")
     log.close()
 
 
@@ -180,64 +307,72 @@ def test_run_detail_shows_params_charts_and_artifact_downloads(page, lab):
     server, ids, _ = lab
     page.goto(server.page_url())
     open_sidebar(page)
-    choose_experiment(page, "demo", "1–3 of 3")
-    page.click(f"{PANEL} tr[data-run-id='{ids['tuned']}'] td.mlops-name")
-    page.wait_for_selector(f"{PANEL} .mlops-detail")
-    assert page.inner_text(f"{PANEL} .mlops-run-title") == "tuned"
-    params = page.locator(f"{PANEL} .mlops-params tr").all_inner_texts()
+    open_experiment(page, "demo", "1–3 of 3")
+    page.click(f"{DEMO} tr[data-run-id='{ids['tuned']}'] td.mlops-name")
+    page.wait_for_selector(f"{DEMO} .mlops-detail")
+    assert current_tab_label(page) == "MLOps runs · demo"  # the detail opens in the same tab
+    assert page.inner_text(f"{DEMO} .mlops-run-title") == "tuned"
+    params = page.locator(f"{DEMO} .mlops-params tr").all_inner_texts()
     assert [p.split("\t") for p in params] == [["depth", "4"], ["lr", "0.3"], ["model", "rf"]]
-    charts = page.locator(f"{PANEL} .mlops-detail .mlops-chart")
+    charts = page.locator(f"{DEMO} .mlops-detail .mlops-chart")
     assert charts.count() == 2  # acc and loss, 4 steps each
-    assert page.locator(f"{PANEL} .mlops-chart >> nth=0").locator("circle").count() == 4
-    link = page.locator(f"{PANEL} a.mlops-artifact")
+    assert page.locator(f"{DEMO} .mlops-chart >> nth=0").locator("circle").count() == 4
+    link = page.locator(f"{DEMO} a.mlops-artifact")
     assert link.inner_text() == "model-card.txt"
     download = page.request.get(link.evaluate("a => a.href"))
     assert download.status == 200 and download.text() == "the tuned model"
-    widen_sidebar(page)
     shoot(page, "detail")
+    page.click(f"{DEMO} .mlops-back")
+    page.wait_for_selector(f"{DEMO}[data-view='runs'] .mlops-runs-table")
+
+    page.keyboard.press("Control+Shift+c")  # the palette's command opens a run by id prefix
+    page.fill(".lm-CommandPalette-input", "Open MLOps Run")
+    page.keyboard.press("Enter")
+    page.fill(".jp-Dialog input", ids["baseline"][:8])
+    page.click(".jp-Dialog .jp-mod-accept")
+    page.wait_for_selector(f"{ALL} .mlops-detail[data-run-id='{ids['baseline']}']")
+    assert current_tab_label(page) == "MLOps runs · all"
 
 
 def test_a_hostile_run_name_is_shown_as_text(page, lab):
     server, ids, _ = lab
     page.goto(server.page_url())
     open_sidebar(page)
-    choose_experiment(page, "demo", "1–3 of 3")
-    row = page.locator(f"{PANEL} tr[data-run-id='{ids[HOSTILE]}']")
+    open_experiment(page, "demo", "1–3 of 3")
+    row = page.locator(f"{DEMO} tr[data-run-id='{ids[HOSTILE]}']")
     assert row.locator("td.mlops-name").inner_text() == HOSTILE
     row.locator("td.mlops-name").click()
-    page.wait_for_selector(f"{PANEL} .mlops-detail")
-    assert page.inner_text(f"{PANEL} .mlops-run-title") == HOSTILE
-    assert page.locator(f"{PANEL} img").count() == 0  # the page fixture fails on any alert
+    page.wait_for_selector(f"{DEMO} .mlops-detail")
+    assert page.inner_text(f"{DEMO} .mlops-run-title") == HOSTILE
+    assert page.locator(".mlops-runs-area img, #mlops-nb-sidebar img").count() == 0
 
 
 def test_compare_two_runs_highlights_differences_and_overlays_metrics(page, lab):
     server, ids, _ = lab
     page.goto(server.page_url())
     open_sidebar(page)
-    choose_experiment(page, "demo", "1–3 of 3")
-    assert page.is_disabled(f"{PANEL} .mlops-compare")
+    open_experiment(page, "demo", "1–3 of 3")
+    assert page.is_disabled(f"{DEMO} .mlops-compare")
     for name in ("baseline", "tuned"):
-        page.check(f"{PANEL} tr[data-run-id='{ids[name]}'] .mlops-select")
-    assert page.inner_text(f"{PANEL} .mlops-compare") == "Compare (2)"
-    page.click(f"{PANEL} .mlops-compare")
-    page.wait_for_selector(f"{PANEL} .mlops-compare-view")
-    rows = page.locator(f"{PANEL} .mlops-compare-params tbody tr")
+        page.check(f"{DEMO} tr[data-run-id='{ids[name]}'] .mlops-select")
+    assert page.inner_text(f"{DEMO} .mlops-compare") == "Compare (2)"
+    page.click(f"{DEMO} .mlops-compare")
+    page.wait_for_selector(f"{DEMO} .mlops-compare-view")
+    rows = page.locator(f"{DEMO} .mlops-compare-params tbody tr")
     differing = {rows.nth(i).locator("th").inner_text(): rows.nth(i).get_attribute("class")
                  for i in range(rows.count())}  # fmt: skip
     assert differing == {"depth": "", "lr": "mlops-differs", "model": ""}
-    best = page.locator(f"{PANEL} .mlops-compare-metrics td.mlops-best").all_inner_texts()
+    best = page.locator(f"{DEMO} .mlops-compare-metrics td.mlops-best").all_inner_texts()
     assert best == ["0.93", "0.07"]  # the higher accuracy, the lower loss
-    overlay = page.locator(f"{PANEL} .mlops-compare-view .mlops-figure").first
+    overlay = page.locator(f"{DEMO} .mlops-compare-view .mlops-figure").first
     assert overlay.locator("path").count() == 2
     assert overlay.locator(".mlops-legend span").all_inner_texts() == ["baseline", "tuned"]
-    widen_sidebar(page)
     shoot(page, "compare")
 
 
 def test_run_pipeline_form_starts_a_run_that_finishes_with_docs(page, lab):
     server, _, log_path = lab
     open_churn_with_sidebar(page, server)
-    widen_sidebar(page)
     page.click(f"{PANEL} .mlops-nav-pipeline")
     page.wait_for_selector(f"{PANEL} #mlops-param-n_customers")
     assert page.input_value(f"{PANEL} .mlops-notebook") == "churn.ipynb"
@@ -245,19 +380,24 @@ def test_run_pipeline_form_starts_a_run_that_finishes_with_docs(page, lab):
     page.fill(f"{PANEL} #mlops-param-n_customers", "3000")
     page.fill(f"{PANEL} #mlops-param-n_estimators", "20")
     page.fill(f"{PANEL} .mlops-experiment-name", "from-sidebar")
-    page.click(f"{PANEL} .mlops-run-pipeline")
-    page.wait_for_selector(f"{PANEL}[data-view='runs'] .mlops-runs-table")
     log = mlops_nb.open_log(log_path)
     known = set(log.runs()["run_id"])
     log.close()
+    page.click(f"{PANEL} .mlops-run-pipeline")
+    area = runs_area("from-sidebar")  # the experiment's tab opens, and fills as the run goes
+    page.wait_for_selector(f"{area}[data-view='runs']")
+    assert current_tab_label(page) == "MLOps runs · from-sidebar"
 
-    seen_progress = False
+    seen_progress = seen_in_panel = False
     deadline = time.monotonic() + 180
     status = ""
     while time.monotonic() < deadline:
-        first = page.locator(f"{PANEL} .mlops-runs-table tbody tr").first
-        if first.get_attribute("data-run-id") in known:  # the new run is not in the log yet
-            time.sleep(0.25)
+        seen_in_panel = (
+            seen_in_panel or page.locator(f"{PANEL} .mlops-running-run progress").count() > 0
+        )
+        first = page.locator(f"{area} .mlops-runs-table tbody tr").first
+        if not first.count() or first.get_attribute("data-run-id") in known:
+            time.sleep(0.25)  # the new run is not in the log yet
             continue
         status = first.get_attribute("class") or ""
         if "mlops-status-running" in status and first.locator("progress").count():
@@ -269,19 +409,25 @@ def test_run_pipeline_form_starts_a_run_that_finishes_with_docs(page, lab):
         time.sleep(0.25)
     assert "mlops-status-finished" in status
     assert seen_progress  # the table refreshed itself while the run was going
+    assert seen_in_panel  # and the panel listed it under "Running now"
+    # picked when the run was still without metrics, the columns now show its metrics
+    page.wait_for_selector(f"{area} th.mlops-primary[data-field='metrics.accuracy']")
 
     log = mlops_nb.open_log(log_path)
     run = log.runs(experiment="from-sidebar").iloc[0]
     assert (run["params.n_customers"], run["params.n_estimators"]) == (3000, 20)
     log.close()
-    page.locator(f"{PANEL} .mlops-runs-table tbody tr").first.locator("td.mlops-name").click()
-    page.wait_for_selector(f"{PANEL} .mlops-detail[data-run-id='{run['run_id']}']")
-    assert page.locator(f"{PANEL} .mlops-timeline rect").count() >= 6
-    stages = page.locator(f"{PANEL} .mlops-node-stage text").all_text_contents()
+    page.locator(f"{area} .mlops-runs-table tbody tr").first.locator("td.mlops-name").click()
+    page.wait_for_selector(f"{area} .mlops-detail[data-run-id='{run['run_id']}']")
+    assert page.locator(f"{area} .mlops-timeline rect").count() >= 6
+    stages = page.locator(f"{area} .mlops-node-stage text").all_text_contents()
     assert stages[:2] == ["ingest", "clean"] and "train" in stages
-    assert page.locator(f"{PANEL} .mlops-node-dataset").count() >= 2
-    page.click(f"{PANEL} .mlops-generate-docs")
-    link = page.wait_for_selector(f"{PANEL} .mlops-docs-message a", timeout=60_000)
+    assert page.locator(f"{area} .mlops-node-dataset").count() >= 2
+    page.click(f"{area} .mlops-generate-docs")
+    message = f"{area} .mlops-docs-message"
+    page.wait_for_selector(f"{message} a, {message}.mlops-error", timeout=120_000)
+    assert page.locator(f"{message}.mlops-error").count() == 0, page.inner_text(message)
+    link = page.locator(f"{message} a")
     docs = page.request.get(link.evaluate("a => a.href"))
     assert docs.status == 200 and run["run_id"] in docs.text()
     shoot(page, "pipeline-run")

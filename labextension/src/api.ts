@@ -33,6 +33,12 @@ export interface RunSummary {
   progress: string | null;
 }
 
+/** A running run as GET progress reports it (progress: cells done/total, e.g. "3/10"). */
+export type RunningRun = Pick<
+  RunSummary,
+  'run_id' | 'experiment' | 'name' | 'status' | 'start_time' | 'stage' | 'progress'
+>;
+
 export interface RunsPage {
   total: number;
   page: number;

@@ -85,7 +85,7 @@ export function formatDuration(seconds: unknown): string {
   return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
 }
 
-/** A timestamp from the API as local "YYYY-MM-DD HH:MM:SS" (`short`: "MM-DD HH:MM"). */
+/** A timestamp from the API as local "YYYY-MM-DD HH:MM:SS" (`short`: "YYYY-MM-DD HH:MM"). */
 export function formatTime(value: unknown, short = false): string {
   if (typeof value !== 'string' || !value) {
     return '';
@@ -95,13 +95,10 @@ export function formatTime(value: unknown, short = false): string {
     return value;
   }
   const pad = (n: number) => String(n).padStart(2, '0');
-  if (short) {
-    return `${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}`;
-  }
-  return (
+  const minutes =
     `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
-    `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`
-  );
+    `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  return short ? minutes : `${minutes}:${pad(date.getSeconds())}`;
 }
 
 /** A key/value table, e.g. params (sorted by key) or run info (in the given order). */

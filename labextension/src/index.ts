@@ -1,12 +1,20 @@
 /**
- * mlops-nb for JupyterLab: the "MLOps" sidebar and the notebook stage commands and badges.
+ * mlops-nb for JupyterLab: the "MLOps" navigator in the left area, runs tabs in the main
+ * area (runs table, run detail, compare), and the notebook stage commands and badges.
  */
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, InputDialog, showErrorMessage } from '@jupyterlab/apputils';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import {
+  ICommandPalette,
+  InputDialog,
+  MainAreaWidget,
+  showErrorMessage,
+  WidgetTracker
+} from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
-import { LabIcon } from '@jupyterlab/ui-components';
+import { LabIcon, refreshIcon, ToolbarButton } from '@jupyterlab/ui-components';
 import { Menu } from '@lumino/widgets';
 
+import { Activity, RunsView } from './runs';
 import { MlopsPanel } from './sidebar';
 import { checkStage, setStage, STAGES, stageOf, trackBadges } from './stages';
 
@@ -20,6 +28,9 @@ const mlopsIcon = new LabIcon({ name: 'mlops-nb:icon', svgstr: ICON_SVG });
 
 const COMMANDS = {
   open: 'mlops-nb:open',
+  openRuns: 'mlops-nb:open-runs',
+  openRun: 'mlops-nb:open-run',
+  compareRuns: 'mlops-nb:compare-runs',
   runPipeline: 'mlops-nb:run-pipeline',
   markStage: 'mlops-nb:mark-stage',
   clearStage: 'mlops-nb:clear-stage'
@@ -27,26 +38,115 @@ const COMMANDS = {
 
 const CELL_SELECTOR = '.jp-Notebook .jp-Cell';
 
+type RunsTab = MainAreaWidget<RunsView>;
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'mlops-nb:plugin',
-  description: 'The MLOps sidebar and notebook stage badges for the mlops_nb experiment log.',
+  description: 'The MLOps navigator, runs tabs and notebook stage badges for the mlops_nb experiment log.',
   autoStart: true,
-  optional: [INotebookTracker, ICommandPalette],
+  optional: [INotebookTracker, ICommandPalette, ILayoutRestorer],
   activate: (
     app: JupyterFrontEnd,
     notebooks: INotebookTracker | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
   ) => {
+    const activity = new Activity();
+    const tracker = new WidgetTracker<RunsTab>({ namespace: 'mlops-nb-runs' });
+    let tabs = 0;
+
+    /** The runs tab of an experiment ('' = all), made and added to the main area if needed. */
+    const runsTab = (experiment: string, activate = true): RunsTab => {
+      let tab = tracker.find(widget => widget.content.experiment === experiment);
+      if (!tab) {
+        const content = new RunsView({ experiment, activity });
+        tab = new MainAreaWidget({ content });
+        tab.id = `mlops-nb-runs-${++tabs}`;
+        tab.addClass('mlops-runs-tab');
+        tab.title.label = `MLOps runs · ${experiment || 'all'}`;
+        tab.title.caption = experiment
+          ? `Runs of the experiment ${experiment}`
+          : 'Runs of all experiments';
+        tab.title.icon = mlopsIcon;
+        tab.title.closable = true;
+        tab.toolbar.addItem(
+          'refresh',
+          new ToolbarButton({
+            icon: refreshIcon,
+            tooltip: 'Refresh',
+            onClick: () => void content.refresh()
+          })
+        );
+        void tracker.add(tab);
+        app.shell.add(tab, 'main');
+      }
+      if (activate) {
+        app.shell.activateById(tab.id);
+      }
+      return tab;
+    };
+
     const currentNotebook = () => notebooks?.currentWidget?.context.path ?? null;
-    const panel = new MlopsPanel({ currentNotebook });
+    const panel = new MlopsPanel({
+      currentNotebook,
+      activity,
+      openRuns: (experiment, newest) =>
+        void app.commands.execute(COMMANDS.openRuns, { experiment, newest: !!newest }),
+      openRun: (runId, experiment) =>
+        void app.commands.execute(COMMANDS.openRun, { runId, experiment })
+    });
     panel.id = 'mlops-nb-sidebar';
     panel.title.icon = mlopsIcon;
-    panel.title.caption = 'MLOps: runs, lineage, pipelines';
+    panel.title.caption = 'MLOps: experiments, runs, pipelines';
     app.shell.add(panel, 'left', { rank: 650 });
+    tracker.currentChanged.connect((_, tab) => panel.setCurrent(tab ? tab.content.experiment : null));
 
     app.commands.addCommand(COMMANDS.open, {
-      label: 'Show MLOps Runs',
+      label: 'Show MLOps Panel',
       execute: () => app.shell.activateById(panel.id)
+    });
+    app.commands.addCommand(COMMANDS.openRuns, {
+      label: args =>
+        args.experiment ? `Open MLOps Runs of ${String(args.experiment)}` : 'Open MLOps Runs',
+      caption: 'The runs table of an experiment (all experiments by default) in the main area',
+      icon: args => (args.isPalette ? undefined : mlopsIcon),
+      execute: args => {
+        const tab = runsTab(String(args.experiment ?? ''), args.activate !== false);
+        if (args.newest) {
+          tab.content.showNewest();
+        }
+        return tab;
+      }
+    });
+    app.commands.addCommand(COMMANDS.openRun, {
+      label: 'Open MLOps Run…',
+      caption: "A run's detail (params, metrics, timeline, lineage) in the main area",
+      execute: async args => {
+        let runId = args.runId ? String(args.runId) : '';
+        if (!runId) {
+          const answer = await InputDialog.getText({
+            title: 'Open MLOps run',
+            label: 'Run id, a unique prefix of one, or "latest"',
+            placeholder: 'latest'
+          });
+          if (!answer.button.accept) {
+            return;
+          }
+          runId = answer.value?.trim() || 'latest';
+        }
+        const tab = runsTab(String(args.experiment ?? ''));
+        tab.content.showRun(runId);
+        return tab;
+      }
+    });
+    app.commands.addCommand(COMMANDS.compareRuns, {
+      label: 'Compare MLOps Runs',
+      isVisible: args => Array.isArray(args.runIds),
+      execute: args => {
+        const tab = runsTab(String(args.experiment ?? ''));
+        tab.content.showCompare((args.runIds as string[]).map(String));
+        return tab;
+      }
     });
     app.commands.addCommand(COMMANDS.runPipeline, {
       label: 'Run Notebook as MLOps Pipeline…',
@@ -55,6 +155,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
         panel.showPipeline();
       }
     });
+    if (restorer) {
+      void restorer.restore(tracker, {
+        command: COMMANDS.openRuns,
+        args: tab => ({ experiment: tab.content.experiment, activate: false }),
+        name: tab => tab.content.experiment || '*'
+      });
+    }
     if (notebooks) {
       addStageCommands(app, notebooks);
       notebooks.widgetAdded.connect((_, notebookPanel) => trackBadges(notebookPanel));
@@ -63,6 +170,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (palette) {
       const category = 'MLOps';
       palette.addItem({ command: COMMANDS.open, category });
+      palette.addItem({ command: COMMANDS.openRuns, category });
+      palette.addItem({ command: COMMANDS.openRun, category });
       palette.addItem({ command: COMMANDS.runPipeline, category });
       palette.addItem({ command: COMMANDS.markStage, category });
       palette.addItem({ command: COMMANDS.clearStage, category });
