@@ -141,6 +141,18 @@ class Log:
         _ACTIVE_RUNS.append(run)
         return run
 
+    def set_merge_interval(self, seconds: float, flush_before_reads: bool = True) -> None:
+        """How often this process's records are merged in the background (default 1 s), and
+        whether a read merges them first (so it sees them).
+
+        Records are durable once written to the journal either way; a longer interval only
+        delays when other processes see them, and saves the merge's cost for a busy writer
+        that never reads its own records back (a model server polling an alias)."""
+        if not seconds > 0:
+            raise ValueError(f"the merge interval must be positive, got {seconds!r}")
+        self._store.merge_interval = float(seconds)
+        self._store.flush_before_reads = flush_before_reads
+
     def flush(self) -> None:
         """Merge everything recorded so far into the log file now."""
         self._store.flush()

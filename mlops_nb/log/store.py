@@ -88,6 +88,8 @@ class Store:
         self._bulk_tables: dict[str, pa.Table] = {}
         self._appended = 0  # bytes appended to the current journal by this process
         self._dirty = threading.Event()
+        self.merge_interval = FLUSH_INTERVAL_S  # seconds between background merges at most
+        self.flush_before_reads = True  # a read sees this process's own records first
         self._stopping = False
         self._flusher: threading.Thread | None = None
         self.flush_error: BaseException | None = None
@@ -219,7 +221,7 @@ class Store:
             self._dirty.wait()
             if self._stopping:
                 return
-            time.sleep(FLUSH_INTERVAL_S / 2)
+            time.sleep(self.merge_interval / 2)
             try:
                 self.flush()
                 self.flush_error = None
@@ -228,7 +230,7 @@ class Store:
                 return
             except Exception as error:  # noqa: BLE001 - kept in the journal, retried next tick
                 self.flush_error = error
-                time.sleep(FLUSH_INTERVAL_S)
+                time.sleep(self.merge_interval)
                 self._dirty.set()
 
     def has_unmerged(self) -> bool:
@@ -353,7 +355,7 @@ class Store:
     def read(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run ``query`` on a read-only connection, seeing every record this process wrote."""
         self.ensure_ready(create=False)
-        if self.has_unmerged():
+        if self.flush_before_reads and self.has_unmerged():
             self.flush()
         if self._reader is None:  # a fresh look at the file: first tidy up after dead writers
             self.recover_dead_writers()

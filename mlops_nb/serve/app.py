@@ -44,6 +44,9 @@ from mlops_nb.serve.protocol import (
 )
 
 CONFIG_ENV = "MLOPS_NB_SERVE_CONFIG"
+# A server merges its request log every 5 s, not every second: requests are durable once
+# journaled (before the answer), and the merge is what costs throughput under load.
+REQUEST_MERGE_SECONDS = 5.0
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
 
@@ -400,11 +403,14 @@ def load_served(config: ServeConfig) -> tuple[LoadedModel, Any]:
     if config.model_dir:
         model = load_exported(Path(config.model_dir), trust=config.trust)
         log = open_log(config.log_path, create=True) if config.log_sample > 0 else None
-        return model, log
-    if not config.ref:
-        raise ServeError("name a model (NAME, NAME@ALIAS, NAME:VERSION) or give --model-dir")
-    log = open_log(config.log_path, create=False)
-    return load_model(log, config.ref, trust=config.trust), log
+    else:
+        if not config.ref:
+            raise ServeError("name a model (NAME, NAME@ALIAS, NAME:VERSION) or give --model-dir")
+        log = open_log(config.log_path, create=False)
+        model = load_model(log, config.ref, trust=config.trust)
+    if log is not None:  # requests are durable when journaled; merging them is what costs
+        log.set_merge_interval(REQUEST_MERGE_SECONDS, flush_before_reads=False)
+    return model, log
 
 
 def build_app(config: ServeConfig) -> ServeApp:
