@@ -313,8 +313,10 @@ def test_filtered_and_appended_rows_are_counted_by_content():
     assert removed["duplicates_removed"] == 0
     assert added["rows_added"] == 25
     assert added["rows_removed"] == 0
+    # the new rows' 2 null ages were not "introduced": no cell that was set became null
+    assert added["nulls_introduced"] == {}
     assert describe_change("df", snap(frame), "df", snap(more), added) == (
-        "df 1,000x12 -> 1,025x12: 25 rows added, 2 nulls introduced in age"
+        "df 1,000x12 -> 1,025x12: 25 rows added"
     )
 
 
@@ -417,6 +419,82 @@ def test_diff_is_exact_on_a_large_frame():
     expected = int(frame.duplicated().sum())
     assert before.n_duplicate_rows == expected
     assert (change["rows_removed"], change["duplicates_removed"]) == (expected, expected)
+
+
+def issue_frame() -> pd.DataFrame:
+    """Issue 11's frame: 1,020 rows, 1,000 distinct (350 with a null b) and 20 copies, 6 of
+    them of rows whose b is null: 356 nulls in b, 6 of which leave with the copies."""
+    rng = np.random.default_rng(11)
+    n = 1_000
+    b = pd.Series(rng.choice(["p", "q", "r"], n), dtype=object)
+    null_rows = rng.choice(n, 350, replace=False)
+    b[null_rows] = None
+    frame = pd.DataFrame(
+        {"a": rng.normal(size=n), "b": b, "email": [f"u{i}@example.org" for i in range(n)]}
+    )
+    set_rows = np.setdiff1d(np.arange(n), null_rows)
+    copies = np.concatenate([null_rows[:6], rng.choice(set_rows, 14, replace=False)])
+    return pd.concat([frame, frame.iloc[copies]], ignore_index=True)
+
+
+def test_nulls_filled_are_cells_filled_not_nulls_that_left_with_dropped_rows():
+    df = issue_frame()
+    before = snap(df)
+    assert before.stats["b"]["nulls"] == 356
+    df.drop_duplicates(inplace=True)  # in place: the diff must not re-read the old frame
+    df["b"] = df["b"].fillna("x")
+    after = snap(df)
+
+    change = diff(before, after)
+
+    assert change["nulls_filled"] == {"b": 350}
+    assert change["nulls_introduced"] == {}
+    assert (change["duplicates_removed"], change["rows_changed"]) == (20, 350)
+    assert "nulls_net" not in change
+    assert describe_change("df", before, "df", after, change) == (
+        "df 1,020x3 -> 1,000x3: 20 duplicate rows dropped, 350 rows changed, 350 nulls filled in b"
+    )
+
+
+def test_nulls_filled_are_exact_when_rows_lose_their_labels_too():
+    raw = issue_frame()
+    clean = raw.drop_duplicates().reset_index(drop=True)
+    clean["b"] = clean["b"].fillna("x")
+    blanked = clean.assign(b=clean["b"].where(clean["a"] < 1.0)).sample(frac=1, random_state=0)
+
+    change = diff(snap(raw), snap(clean))
+    blanking = diff(snap(clean), snap(blanked.reset_index(drop=True)))
+
+    assert change["nulls_filled"] == {"b": 350}
+    assert change["duplicates_removed"] == 20
+    assert blanking["nulls_introduced"] == {"b": int((clean["a"] >= 1.0).sum())}
+    assert blanking["nulls_filled"] == {}
+
+
+def test_null_counts_that_cannot_be_paired_are_worded_as_net_changes():
+    df = issue_frame()
+    before = snap(df)
+    # sorted in place, labels reset: no label says which row is which, and the old frame's
+    # cells are gone, so only the null counts can be compared
+    df.sort_values("a", inplace=True, ignore_index=True)
+    df.drop_duplicates(inplace=True, ignore_index=True)
+    df["b"] = df["b"].fillna("x")
+    after = snap(df)
+
+    change = diff(before, after)
+
+    assert change["nulls_filled"] == {"b": 356} and change["nulls_net"] is True
+    assert describe_change("df", before, "df", after, change).endswith(
+        "20 duplicate rows dropped, 350 rows changed, 356 fewer nulls in b"
+    )
+
+
+def test_a_new_value_computed_from_a_frame_reads_as_new_from_it():
+    df = issue_frame().drop_duplicates()
+    y = (df["a"] > 0).astype(int)
+
+    assert describe_change("df", None, "y", snap(y), None) == "y 1,000x1 (new, from df)"
+    assert describe_change("y", None, "y", snap(y), None) == "y 1,000x1 (new)"
 
 
 # --- numpy ---------------------------------------------------------------------------------

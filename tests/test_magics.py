@@ -391,3 +391,58 @@ def test_interactive_runs_are_named_after_their_notebook(shell, tmp_path):
         names.append(log.run(run_id).info["name"])
         run(shell, "%mlops stop")
     assert names == ["tryout", "tryout #2", "mine"]
+
+
+ISSUE_FRAME = """
+%%mlops track ingest
+import numpy as np
+import pandas as pd
+rng = np.random.default_rng(11)
+b = pd.Series(rng.choice(["p", "q", "r"], 1000), dtype=object)
+null_rows = rng.choice(1000, 350, replace=False)
+b[null_rows] = None
+df = pd.DataFrame({"a": rng.normal(size=1000), "b": b,
+                   "email": [f"u{i}@example.org" for i in range(1000)]})
+set_rows = np.setdiff1d(np.arange(1000), null_rows)
+copies = np.concatenate([null_rows[:6], rng.choice(set_rows, 14, replace=False)])
+df = pd.concat([df, df.iloc[copies]], ignore_index=True)
+"""
+
+
+def test_the_summary_counts_the_nulls_a_cell_filled_not_those_dropped_rows_took(shell, capsys):
+    # issue 11: 356 nulls in b, 6 of them in the 20 copies that drop_duplicates removes
+    run(shell, "%mlops track --experiment data")
+    run(shell, ISSUE_FRAME)
+    capsys.readouterr()
+    run(
+        shell,
+        "%%mlops track clean\ndf.drop_duplicates(inplace=True); df['b'] = df['b'].fillna('x')",
+    )
+    output = capsys.readouterr().out
+    assert (
+        "df 1,020x3 -> 1,000x3: 20 duplicate rows dropped, 350 rows changed, "
+        "350 nulls filled in b" in output
+    )
+    log, run_id = recorded(shell)
+    versions = log.run(run_id).datasets.sort_values("version")
+    change = json.loads(versions[versions.name == "df"]["diff"].iloc[-1])
+    assert change["nulls_filled"] == {"b": 350} and change["duplicates_removed"] == 20
+
+
+def test_a_new_variable_computed_from_a_frame_is_new_not_a_change_of_it(shell, capsys):
+    run(shell, "%mlops track --experiment data")
+    run(shell, ISSUE_FRAME + "df = df.drop_duplicates()")
+    capsys.readouterr()
+    run(shell, "%%mlops track features\ny = (df['a'] > 0).astype(int)")
+    output = capsys.readouterr().out
+    assert "y 1,000x1 (new, from df)" in output
+    assert "columns dropped" not in output and "->" not in output
+    log, run_id = recorded(shell)
+    record = log.run(run_id)
+    edges = record.lineage[record.lineage.cell_seq == 2].sort_values("direction")
+    assert edges[["dataset_id", "direction"]].values.tolist() == [
+        [f"{run_id[:8]}:df@v1", "in"],
+        [f"{run_id[:8]}:y@v1", "out"],
+    ]
+    y_diff = record.datasets.set_index("name").loc["y", "diff"]
+    assert y_diff is None or y_diff != y_diff or json.loads(y_diff) in (None, {})

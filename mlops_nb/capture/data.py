@@ -24,7 +24,22 @@ Decisions worth knowing:
   when its diff is wanted). ``diff`` re-reads only the columns it needs from it and checks each
   against a digest taken at snapshot time, so data mutated in place since is never trusted; the
   counts then fall back to net row changes. Whoever keeps snapshots around keeps the frames
-  alive: hold on to the latest snapshot of a variable only.
+  alive: hold on to the latest snapshot of a variable only. It also keeps, taken at snapshot
+  time, each column's null mask (packed bits, only for columns with a null) and the pandas
+  index (immutable): which cells were null, and which row is which, survive an edit in place
+  (``df.drop_duplicates(inplace=True)``). ``diff`` says what its counts mean exactly.
+- ``n_duplicate_rows`` is counted when first asked (a sort of the row hashes, which the
+  snapshot owns): a snapshot that is only compared with another never pays for it.
+
+Where the time goes (``benchmarks/bench_capture.py``, 1,000,000 x 20, measured on 2 shared
+cores): string columns dominate, at 25-50 ms each for pyarrow's dictionary encoding, which
+gives both the hashes and exact distinct/top/counts; a numpy hash of the arrow buffers (8-byte
+words gathered at each string's offset) measured 32 ms against 36 ms, not worth a second
+hashing scheme, and a compiled kernel would mean a heavy dependency (numba). Numbers cost
+2-4 ms per column for the mix (done in 32K-row chunks that stay in cache, the float's -0.0
+fix written straight into the terms buffer) and 1-2 ms for the stats (chunked: no full-size
+temporary, which matters at 10M rows where every fresh 80 MB array costs page faults). The
+diff avoids sorting the rows that kept their index label (see ``diff``). Nothing is sampled.
 """
 
 from __future__ import annotations
@@ -59,9 +74,17 @@ class DataSnapshot:
     schema: dict[str, str]
     fingerprint: str
     stats: dict[str, dict]
-    n_duplicate_rows: int
     row_hashes: np.ndarray = field(repr=False, compare=False)
     _source: _Source | None = field(default=None, repr=False, compare=False)
+    _duplicates: int | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def n_duplicate_rows(self) -> int:
+        """Rows equal to an earlier row; counted when first asked (a sort of the row hashes,
+        which never change: a snapshot that is only compared never pays for it)."""
+        if self._duplicates is None:
+            self._duplicates = _count_duplicates(self.row_hashes)
+        return self._duplicates
 
     def to_record(self) -> dict:
         """JSON-able: everything but the row hashes (and the reference to the data)."""
@@ -85,6 +108,8 @@ class _Source:
     columns: list[str]
     dtypes: list[str]
     digests: list[tuple[int, bytes]]
+    nulls: list[np.ndarray | None] = field(default_factory=list)  # packed bits, None: no null
+    index: pd.Index | None = None  # a pandas index (immutable): which rows are which
 
 
 def is_data(value: Any) -> bool:
@@ -113,9 +138,30 @@ def diff(before: DataSnapshot, after: DataSnapshot) -> dict:
     """What changed from ``before`` to ``after``, as a JSON-able dict.
 
     Rows are matched by content over the columns both versions share with the same dtype, as
-    multisets: an edited row counts as one removed and one added. ``duplicates_removed`` is how
-    many removed rows were copies of another row in ``before``. When rows cannot be compared
-    (no such column, or data edited in place since its snapshot) the counts are net changes.
+    multisets: ``rows_removed``/``rows_added`` count the rows of one side with no equal row on
+    the other, so an edited row counts as one removed and one added. ``duplicates_removed`` is
+    how many removed rows were copies of another row in ``before``.
+
+    Which row is which comes from the pandas index when it survives the cell: rows with the
+    same label on both sides are the same row, provided every row matched by content was
+    matched at its label (labels reset or reused by another row fail this test); without a
+    usable index (polars, numpy, repeated labels) and with as many rows on both sides, row i is
+    row i, on the same condition. Rows so paired give exact counts:
+
+    - ``rows_changed``: rows present on both sides whose content differs (the removed rows
+      that are not changed rows were dropped: duplicates first);
+    - ``nulls_filled[c]``: cells of ``c`` null before and set after, in rows present on both
+      sides (nulls that left with dropped rows are not counted); ``nulls_introduced[c]``:
+      set before, null after (nulls that came with new rows are not counted).
+
+    Otherwise ``rows_changed`` is absent and the null counts pair the rows that are equal on
+    every other shared column whose null count did not change (re-read from the data and
+    checked), within each group of such rows nulls paired with nulls first: the fewest cell
+    changes that explain the two versions. When that is impossible too (one of those columns
+    was edited in place since its snapshot) each count is the net change of the column's null
+    count and ``nulls_net`` is true: "356 fewer nulls in b", which may include nulls that left
+    with whole rows. When rows cannot be compared at all (no shared column of the same dtype,
+    or the data edited in place since its snapshot) the row counts are net changes as well.
     """
     b_cols, a_cols = _columns_of(before), _columns_of(after)
     b_set, a_set = set(b_cols), set(a_cols)
@@ -138,18 +184,9 @@ def diff(before: DataSnapshot, after: DataSnapshot) -> dict:
             and before.fingerprint != after.fingerprint
         ),
     }
-    for name, b_stats in before.stats.items():
-        a_stats = after.stats.get(name)
-        if a_stats is None or "nulls" not in b_stats or "nulls" not in a_stats:
-            continue
-        delta = a_stats["nulls"] - b_stats["nulls"]
-        if delta < 0:
-            change["nulls_filled"][name] = -delta
-        elif delta > 0:
-            change["nulls_introduced"][name] = delta
     if before.fingerprint != after.fingerprint:
         key = [name for name in common if b_types[name] == a_types[name]]
-        change.update(_row_changes(before, after, key))
+        change.update(_row_changes(before, after, key, common))
     return change
 
 
@@ -161,10 +198,13 @@ def describe_change(
     change: dict | None,
 ) -> str:
     """One line for the notebook, e.g. ``raw 10,000x12 -> clean 9,812x12: 188 duplicate rows
-    dropped, 3 nulls filled in age, age: object -> float64``; ``change`` is computed when None."""
+    dropped, 3 nulls filled in age, age: object -> float64``; ``change`` is computed when None.
+    Without ``before``, a new dataset: ``y 1,000x1 (new, from df)`` when ``before_name`` names
+    what it was computed from, ``y 1,000x1 (new)`` when it is empty or ``after_name``."""
     shape_after = f"{after.n_rows:,}x{after.n_cols:,}"
     if before is None:
-        return f"{after_name} {shape_after} (new)"
+        origin = f", from {before_name}" if before_name and before_name != after_name else ""
+        return f"{after_name} {shape_after} (new{origin})"
     if change is None:
         change = diff(before, after)
     target = shape_after if after_name == before_name else f"{after_name} {shape_after}"
@@ -186,12 +226,15 @@ def describe_change(
 def _snapshot_pandas(frame: pd.DataFrame) -> DataSnapshot:
     columns = _unique_names([_flat_name(name) for name in frame.columns])
     dtypes = [str(dtype) for dtype in frame.dtypes]
-    return _build("pandas", frame, _pandas_column, len(frame), columns, dtypes)
+    return _build("pandas", frame, _pandas_column, len(frame), columns, dtypes, index=frame.index)
 
 
 def _snapshot_series(series: pd.Series) -> DataSnapshot:
     name = "0" if series.name is None else _flat_name(series.name)
-    return _build("pandas-series", series, _series_column, len(series), [name], [str(series.dtype)])
+    dtypes = [str(series.dtype)]
+    return _build(
+        "pandas-series", series, _series_column, len(series), [name], dtypes, index=series.index
+    )
 
 
 def _snapshot_polars(frame: Any) -> DataSnapshot:
@@ -267,14 +310,16 @@ def _build(
     dtypes: list[str],
     schema: dict[str, str] | None = None,
     with_stats: bool = True,
+    index: pd.Index | None = None,
 ) -> DataSnapshot:
     """Hash and describe every column, fold their terms into row hashes, then fingerprint
     the rows and count duplicates."""
     series = [column_at(data, i) for i in range(len(columns))]
     multipliers = [_multiplier(name) for name in columns]
     row_hashes, results = _analyse_columns(series, multipliers, n_rows, with_stats)
-    stats = {name: column_stats for name, (column_stats, _) in zip(columns, results, strict=True)}
-    digests = [digest for _, digest in results]
+    stats = {name: result[0] for name, result in zip(columns, results, strict=True)}
+    digests = [result[1] for result in results]
+    nulls = [result[2] for result in results]
     header = json.dumps([kind, columns, dtypes, n_rows], separators=(",", ":")).encode()
     fingerprint = hashlib.sha256(header)
     fingerprint.update(memoryview(row_hashes))
@@ -285,17 +330,17 @@ def _build(
         schema=schema if schema is not None else dict(zip(columns, dtypes, strict=True)),
         fingerprint=fingerprint.hexdigest(),
         stats=stats,
-        n_duplicate_rows=_count_duplicates(row_hashes),
         row_hashes=row_hashes,
-        _source=_Source(data, column_at, columns, dtypes, digests),
+        _source=_Source(data, column_at, columns, dtypes, digests, nulls, index),
     )
 
 
 def _analyse_columns(
     series: list[pd.Series], multipliers: list[int], n_rows: int, want_stats: bool
-) -> tuple[np.ndarray, list[tuple[dict, tuple[int, bytes] | None]]]:
-    """(row hashes, (stats, digest) per column). One thread: a second one, tried for the
-    string columns (pyarrow hashes without the GIL), measured no faster on 2 cores."""
+) -> tuple[np.ndarray, list[tuple[dict, tuple[int, bytes] | None, np.ndarray | None]]]:
+    """(row hashes, (stats, digest, packed null mask) per column). One thread: a second one,
+    tried for the string columns (pyarrow hashes without the GIL), measured no faster on 2
+    cores."""
     row_hashes = np.zeros(n_rows, dtype=np.uint64)
     results = [
         _analyse(column, multiplier, row_hashes, want_stats)
@@ -318,10 +363,11 @@ def _analyse(
     multiplier: int,
     into: np.ndarray | None,
     want_stats: bool = True,
-) -> tuple[dict, tuple[int, bytes] | None]:
+) -> tuple[dict, tuple[int, bytes] | None, np.ndarray | None]:
     """Add each cell's term (its hash times the column's multiplier) to ``into``, the row
-    hashes being built, and return (stats, digest of the terms); only stats when ``into`` is
-    None, only the digest (stats empty) unless ``want_stats``."""
+    hashes being built, and return (stats, digest of the terms, null mask packed in bits or
+    None when no cell is null); only stats when ``into`` is None, only the digest and the
+    nulls (stats empty) unless ``want_stats``."""
     dtype = series.dtype
     digest = None
     if isinstance(dtype, pd.CategoricalDtype):
@@ -329,17 +375,25 @@ def _analyse(
         labels = series.cat.categories
         if into is not None:
             digest = _fold_codes(labels, codes, multiplier, into)
-        return _coded_stats(codes, labels, None) if want_stats else {}, digest
+        stats = _coded_stats(codes, labels, None) if want_stats else {}
+        return stats, digest, _packed_nulls(codes < 0)
     numbers = _numeric_view(series)
     if numbers is not None:
         values, nulls, temporal = numbers
         if into is not None:
             digest = _fold_numbers(values, nulls, multiplier, into)
-        return _number_stats(series, values, nulls, temporal) if want_stats else {}, digest
+        stats = _number_stats(series, values, nulls, temporal) if want_stats else {}
+        return stats, digest, None if nulls is None else _packed_nulls(nulls)
     codes, labels, by_repr = _factorize(series)
     if into is not None:
         digest = _fold_codes(labels, codes, multiplier, into)
-    return _coded_stats(codes, labels, series if by_repr else None) if want_stats else {}, digest
+    stats = _coded_stats(codes, labels, series if by_repr else None) if want_stats else {}
+    return stats, digest, _packed_nulls(codes < 0)
+
+
+def _packed_nulls(mask: np.ndarray) -> np.ndarray | None:
+    """A null mask in 1/8 of the memory (kept by the snapshot for the diff), None if no null."""
+    return np.packbits(mask) if mask.any() else None
 
 
 def _fold(into: np.ndarray, fill: Callable[[int, int, np.ndarray], None]) -> tuple[int, bytes]:
@@ -369,16 +423,14 @@ def _fold_numbers(
     width = min(len(values), _CHUNK)
     scratch = np.empty(width, dtype=np.uint64)
     kind = values.dtype.kind
-    if kind == "f":
-        as_float = np.empty(width, dtype=np.float64)
-    elif not (kind in "iu" and values.dtype.itemsize == 8):
+    if kind not in "f" and not (kind in "iu" and values.dtype.itemsize == 8):
         as_int = np.empty(width, dtype=np.int64)
     null_term = _null_term(multiplier)
 
     def fill(start: int, stop: int, out: np.ndarray) -> None:
         chunk = values[start:stop]
-        if kind == "f":
-            bits = np.add(chunk, 0.0, out=as_float[: stop - start]).view(np.uint64)
+        if kind == "f":  # float64 bits, written where the terms go: one buffer stays in cache
+            bits = np.add(chunk, 0.0, out=out.view(np.float64)).view(np.uint64)
         elif kind in "iu" and values.dtype.itemsize == 8:
             bits = chunk.view(np.uint64)
         else:
@@ -400,7 +452,8 @@ def _fold_codes(
     table = np.append(_hash_labels(labels, multiplier), _null_term(multiplier))
 
     def fill(start: int, stop: int, out: np.ndarray) -> None:
-        np.take(table, codes[start:stop], out=out)
+        # take() converts narrower indices itself, slowly
+        np.take(table, codes[start:stop].astype(np.intp, copy=False), out=out)
 
     return _fold(into, fill)
 
@@ -538,55 +591,93 @@ def _hash_labels(labels: Any, multiplier: int) -> np.ndarray:
 def _number_stats(
     series: pd.Series, values: np.ndarray, nulls: np.ndarray | None, temporal: bool
 ) -> dict:
-    stats: dict[str, Any] = {"nulls": 0 if nulls is None else int(nulls.sum())}
-    valid = values if nulls is None else values[~nulls]
+    n_nulls = 0 if nulls is None else int(np.count_nonzero(nulls))
+    stats: dict[str, Any] = {"nulls": n_nulls}
+    n_valid = len(values) - n_nulls
     if temporal:
-        stats["min"] = _text(series.min()) if len(valid) else None
-        stats["max"] = _text(series.max()) if len(valid) else None
+        stats["min"] = _text(series.min()) if n_valid else None
+        stats["max"] = _text(series.max()) if n_valid else None
     elif values.dtype.kind == "b":
-        n_true = int(np.count_nonzero(valid))
-        counts = {"True": n_true, "False": len(valid) - n_true}
+        n_true = sum(int(np.count_nonzero(chunk)) for chunk in _valid_chunks(values, nulls))
+        counts = {"True": n_true, "False": n_valid - n_true}
         present = [label for label, n in counts.items() if n]
         stats["distinct"] = len(present)
         stats["top"] = max(present, key=counts.__getitem__) if present else None
         stats["counts"] = {label: counts[label] for label in present}
+    elif n_valid == 0:
+        stats.update({"min": None, "max": None, "mean": None, "std": None})
     else:
-        empty = len(valid) == 0
-        stats["min"] = None if empty else _number(valid.min())
-        stats["max"] = None if empty else _number(valid.max())
-        stats["mean"], stats["std"] = _mean_std(valid)
-        low = None if empty or values.dtype.kind not in "iu" else int(valid.min())
-        if low is not None and int(valid.max()) - low < _COUNTS:
+        lows, highs = [], []
+        for chunk in _valid_chunks(values, nulls):
+            if len(chunk):
+                lows.append(chunk.min())
+                highs.append(chunk.max())
+        low, high = min(lows), max(highs)
+        stats["min"], stats["max"] = _number(low), _number(high)
+        stats["mean"], stats["std"] = _mean_std(values, nulls, n_valid)
+        if values.dtype.kind in "iu" and int(high) - int(low) < _COUNTS:
             # a few small integers: class labels, cluster ids, ratings
-            counts = np.bincount((valid - low).astype(np.intp))
-            stats["counts"] = {str(low + i): int(n) for i, n in enumerate(counts) if n}
+            counts = np.zeros(int(high) - int(low) + 1, dtype=np.int64)
+            for chunk in _valid_chunks(values, nulls):
+                counts += np.bincount((chunk - low).astype(np.intp), minlength=len(counts))
+            stats["counts"] = {str(int(low) + i): int(n) for i, n in enumerate(counts) if n}
     return stats
 
 
-def _mean_std(values: np.ndarray) -> tuple[float | None, float | None]:
-    """Mean and sample std in two reads (a sum, a sum of squares), centring first only when
-    the one-pass formula would lose precision (values far from zero relative to their spread).
-    einsum, not np.dot: BLAS threads made dot 10x slower and erratic on a 2-core machine."""
-    n = len(values)
-    if n == 0:
-        return None, None
-    as_float = values.astype(np.float64, copy=False)
+_STATS_CHUNK = 1 << 16  # rows read at a time: no full-size temporary, even at 10M rows
+
+
+def _valid_chunks(values: np.ndarray, nulls: np.ndarray | None):
+    """The non-null values, a chunk at a time (views when there is no null)."""
+    for start in range(0, len(values), _STATS_CHUNK):
+        chunk = values[start : start + _STATS_CHUNK]
+        yield chunk if nulls is None else chunk[~nulls[start : start + _STATS_CHUNK]]
+
+
+def _mean_std(
+    values: np.ndarray, nulls: np.ndarray | None, n: int
+) -> tuple[float | None, float | None]:
+    """Mean and sample std of the ``n`` non-null values in one read (sums and sums of
+    squares, chunk by chunk), reading again centred only when the one-pass formula would lose
+    precision (values far from zero relative to their spread). einsum, not np.dot: BLAS
+    threads made dot 10x slower and erratic on a 2-core machine."""
     with np.errstate(invalid="ignore", over="ignore"):  # infinities: inf - inf is NaN
-        mean = float(as_float.mean())
+        total = square_sum = 0.0
+        for chunk in _float_chunks(values, nulls):
+            total += float(chunk.sum())
+            square_sum += float(np.einsum("i,i->", chunk, chunk))
+        mean = total / n
         if n == 1 or not math.isfinite(mean):
             return _number(mean), None
-        square_sum = float(np.einsum("i,i->", as_float, as_float))
         variance = (square_sum - n * mean * mean) / (n - 1)
         if not variance > 1e-6 * mean * mean:
-            centered = as_float - mean
-            variance = float(np.einsum("i,i->", centered, centered)) / (n - 1)
+            variance = 0.0
+            for chunk in _float_chunks(values, nulls):
+                centered = chunk - mean
+                variance += float(np.einsum("i,i->", centered, centered))
+            variance /= n - 1
     return _number(mean), _number(math.sqrt(max(variance, 0.0)))
+
+
+def _float_chunks(values: np.ndarray, nulls: np.ndarray | None):
+    """The non-null values as float64, a chunk at a time, in one reused buffer."""
+    buffer = np.empty(min(len(values), _STATS_CHUNK), dtype=np.float64)
+    for chunk in _valid_chunks(values, nulls):
+        if chunk.dtype == np.float64:
+            yield chunk
+        else:
+            out = buffer[: len(chunk)]
+            np.copyto(out, chunk, casting="unsafe")
+            yield out
 
 
 def _coded_stats(codes: np.ndarray, labels: Any, by_repr: pd.Series | None) -> dict:
     """nulls, distinct and top from factorize-style codes (exact: no sampling needed)."""
-    shifted = np.add(codes, 1, dtype=np.int32 if codes.dtype.itemsize <= 4 else np.int64)
-    counts = np.bincount(shifted, minlength=len(labels) + 1)
+    if len(codes) and codes.min() >= 0:  # no null: no need to shift -1 out of the way
+        counts = np.append(0, np.bincount(codes, minlength=len(labels)))
+    else:
+        shifted = np.add(codes, 1, dtype=np.int32 if codes.dtype.itemsize <= 4 else np.int64)
+        counts = np.bincount(shifted, minlength=len(labels) + 1)
     stats: dict[str, Any] = {"nulls": int(counts[0]), "distinct": int(np.count_nonzero(counts[1:]))}
     if stats["distinct"] == 0:
         stats["top"] = None
@@ -687,38 +778,252 @@ def _dtype_changes(
     }
 
 
-def _row_changes(before: DataSnapshot, after: DataSnapshot, key: list[str]) -> dict[str, int]:
-    """rows_added, rows_removed, duplicates_removed: a multiset difference of row hashes over
-    the ``key`` columns; net counts when rows cannot be compared (no shared columns, or data
-    edited in place since its snapshot)."""
+def _row_changes(
+    before: DataSnapshot, after: DataSnapshot, key: list[str], common: list[str]
+) -> dict[str, Any]:
+    """Row and null counts (see ``diff``): rows matched by content over the ``key`` columns,
+    and, where rows can be paired by identity, the changed rows and null cells; net counts when
+    rows cannot be compared (no shared column, or data edited in place since its snapshot)."""
     b_keys = _key_hashes(before, key) if key else None
     a_keys = _key_hashes(after, key) if key else None
     if b_keys is None or a_keys is None:
-        removed = max(0, before.n_rows - after.n_rows)
-        lost_duplicates = max(0, before.n_duplicate_rows - after.n_duplicate_rows)
-        return {
-            "rows_added": max(0, after.n_rows - before.n_rows),
-            "rows_removed": removed,
-            "duplicates_removed": min(removed, lost_duplicates),
-        }
-    if len(b_keys) == len(a_keys) and np.array_equal(b_keys, a_keys):
-        return {"rows_added": 0, "rows_removed": 0, "duplicates_removed": 0}
-    groups, b_counts, a_counts = _count_both(b_keys, a_keys)
+        return {**_net_rows(before, after), **_net_nulls(before, after, common)}
+    positions = _label_positions(before, after)  # per row of after: its row in before, or -1
+    paired = positions is not None or len(b_keys) == len(a_keys)  # else: row i is row i
+    # rows equal at the same label are matched without sorting; the rest by content
+    if positions is None and paired:
+        a_same = b_same = b_keys == a_keys
+    elif positions is None or len(b_keys) == 0:
+        a_same, b_same = np.zeros(len(a_keys), dtype=bool), np.zeros(len(b_keys), dtype=bool)
+    else:
+        a_same = b_keys[positions] == a_keys  # -1 reads the last row: masked out below
+        a_same &= positions >= 0
+        b_same = np.zeros(len(b_keys), dtype=bool)
+        b_same[positions[a_same]] = True
+    b_rest, a_rest = np.flatnonzero(~b_same), np.flatnonzero(~a_same)
+    groups, b_counts, a_counts = _count_both(b_keys[b_rest], a_keys[a_rest])
     kept = np.minimum(b_counts, a_counts)
-    removed = b_counts - kept
     n_kept = int(kept.sum())
-    duplicates = 0
-    if n_kept < len(b_keys):
-        if b_keys is before.row_hashes:  # the key is every column: equal key, equal row
-            copies = np.maximum(b_counts - 1, 0)
-            duplicates = int(np.minimum(removed, copies).sum())
-        else:
-            duplicates = _removed_copies(before, b_keys, groups, b_counts, removed)
-    return {
-        "rows_added": len(a_keys) - n_kept,
-        "rows_removed": len(b_keys) - n_kept,
-        "duplicates_removed": duplicates,
+    counts: dict[str, Any] = {
+        "rows_added": len(a_rest) - n_kept,
+        "rows_removed": len(b_rest) - n_kept,
     }
+    if paired and n_kept == 0:
+        # every row found by content was found at its label: labels say which row is which
+        if positions is None:
+            b_pos = a_pos = slice(None)
+            n_pairs, dropped = len(a_keys), np.zeros(0, dtype=np.intp)
+        else:
+            found = positions >= 0
+            all_found = bool(found.all())
+            b_pos = positions if all_found else positions[found]
+            a_pos = slice(None) if all_found else found
+            n_pairs = len(b_pos)
+            b_paired = np.zeros(len(b_keys), dtype=bool)
+            b_paired[b_pos] = True
+            dropped = np.flatnonzero(~b_paired)
+        counts["rows_changed"] = n_pairs - int(np.count_nonzero(a_same))
+        groups, removed = np.unique(b_keys[dropped] >> np.uint64(1), return_counts=True)
+        counts["duplicates_removed"] = _removed_copies(before, b_keys, groups, removed)
+        counts.update(_nulls_by_pairs(before, after, common, b_pos, a_pos))
+    else:
+        counts["duplicates_removed"] = _removed_copies(before, b_keys, groups, b_counts - kept)
+        # rows in groups of equal keys that lost or gained rows; the others are unchanged
+        uneven = groups[b_counts != a_counts]
+        b_moved = b_rest[_member_rows(b_keys[b_rest] >> np.uint64(1), uneven)]
+        a_moved = a_rest[_member_rows(a_keys[a_rest] >> np.uint64(1), uneven)]
+        rows = (b_keys, a_keys, b_moved, a_moved)
+        counts.update(_nulls_by_content(before, after, key, common, rows))
+    return counts
+
+
+def _net_rows(before: DataSnapshot, after: DataSnapshot) -> dict[str, int]:
+    removed = max(0, before.n_rows - after.n_rows)
+    lost_duplicates = max(0, before.n_duplicate_rows - after.n_duplicate_rows)
+    return {
+        "rows_added": max(0, after.n_rows - before.n_rows),
+        "rows_removed": removed,
+        "duplicates_removed": min(removed, lost_duplicates),
+    }
+
+
+def _net_nulls(before: DataSnapshot, after: DataSnapshot, common: list[str]) -> dict[str, Any]:
+    """The change in each column's null count, marked ``nulls_net``: cells cannot be paired."""
+    filled, introduced = {}, {}
+    for name in common:
+        b_stats, a_stats = before.stats.get(name) or {}, after.stats.get(name) or {}
+        if "nulls" not in b_stats or "nulls" not in a_stats:
+            continue
+        delta = a_stats["nulls"] - b_stats["nulls"]
+        if delta < 0:
+            filled[name] = -delta
+        elif delta > 0:
+            introduced[name] = delta
+    result: dict[str, Any] = {"nulls_filled": filled, "nulls_introduced": introduced}
+    if filled or introduced:
+        result["nulls_net"] = True
+    return result
+
+
+def _nulls_by_pairs(
+    before: DataSnapshot,
+    after: DataSnapshot,
+    common: list[str],
+    b_pos: np.ndarray,
+    a_pos: np.ndarray,
+) -> dict[str, dict[str, int]]:
+    """Cells null on one side and set on the other, in rows paired by label (or position),
+    from the null masks kept at snapshot time (so an edit in place since does not matter)."""
+    filled, introduced = {}, {}
+    b_masks, a_masks = _null_masks(before), _null_masks(after)
+    for name in common:
+        b_packed, a_packed = b_masks.get(name), a_masks.get(name)
+        if b_packed is None and a_packed is None:
+            continue
+        b_null = None if b_packed is None else _unpacked(b_packed, before.n_rows, b_pos)
+        a_null = None if a_packed is None else _unpacked(a_packed, after.n_rows, a_pos)
+        if a_null is None or b_null is None:  # nulls on one side only
+            n_filled = 0 if b_null is None else int(np.count_nonzero(b_null))
+            n_introduced = 0 if a_null is None else int(np.count_nonzero(a_null))
+        else:
+            n_filled = int(np.count_nonzero(b_null & ~a_null))
+            n_introduced = int(np.count_nonzero(a_null & ~b_null))
+        if n_filled:
+            filled[name] = n_filled
+        if n_introduced:
+            introduced[name] = n_introduced
+    return {"nulls_filled": filled, "nulls_introduced": introduced}
+
+
+def _nulls_by_content(
+    before: DataSnapshot,
+    after: DataSnapshot,
+    key: list[str],
+    common: list[str],
+    rows: tuple[np.ndarray, ...],
+) -> dict[str, Any]:
+    """Null cells that changed when rows cannot be paired by label: for each column, rows are
+    paired on every other key column whose null count did not change (the ``key`` hash minus
+    those columns' terms, re-read and checked); net counts if a column cannot be re-read.
+    ``rows``: the key hashes of both sides, and the positions of the rows not matched by
+    content (a matched row has the same value in every key column: nothing to count)."""
+    b_keys, a_keys, b_moved, a_moved = rows
+    b_all, a_all = np.arange(len(b_keys)), np.arange(len(a_keys))
+    b_masks, a_masks = _null_masks(before), _null_masks(after)
+    nully = [c for c in common if b_masks.get(c) is not None or a_masks.get(c) is not None]
+    if not nully:
+        return {"nulls_filled": {}, "nulls_introduced": {}}
+    b_nulls = {c: _unpacked(b_masks.get(c), before.n_rows, slice(None)) for c in nully}
+    a_nulls = {c: _unpacked(a_masks.get(c), after.n_rows, slice(None)) for c in nully}
+    key_set = set(key)
+    changed = [c for c in nully if b_nulls[c].sum() != a_nulls[c].sum()]
+    terms: dict[tuple[int, str], np.ndarray | None] = {}
+
+    def without(side: int, snap: DataSnapshot, keys: np.ndarray, names: list[str], at):
+        keys = keys[at]
+        for name in names:
+            if (side, name) not in terms:
+                terms[side, name] = _verified_terms(snap, [name])
+            if terms[side, name] is None:
+                return None
+            keys = keys - terms[side, name][at]
+        return keys
+
+    filled, introduced = {}, {}
+    for name in nully:
+        # a column outside the key may differ in rows matched by content: look at them all
+        b_at, a_at = (b_moved, a_moved) if name in key_set else (b_all, a_all)
+        drop = [c for c in dict.fromkeys([*changed, name]) if c in key_set]
+        b_other = without(0, before, b_keys, drop, b_at)
+        a_other = without(1, after, a_keys, drop, a_at)
+        if b_other is None or a_other is None:
+            return _net_nulls(before, after, common)
+        n_filled, n_introduced = _paired_null_changes(
+            b_other, b_nulls[name][b_at], a_other, a_nulls[name][a_at]
+        )
+        if n_filled:
+            filled[name] = n_filled
+        if n_introduced:
+            introduced[name] = n_introduced
+    return {"nulls_filled": filled, "nulls_introduced": introduced}
+
+
+def _paired_null_changes(
+    b_keys: np.ndarray, b_null: np.ndarray, a_keys: np.ndarray, a_null: np.ndarray
+) -> tuple[int, int]:
+    """(filled, introduced) when rows pair up within groups of equal keys: in a group of kb
+    rows before (nb null) and ka after (na null), min(kb, ka) pairs, nulls paired with nulls
+    first; what remains is the fewest cells that must have changed."""
+    keys = np.concatenate([b_keys, a_keys])
+    order = np.argsort(keys)
+    is_after = np.zeros(len(keys), dtype=np.int64)
+    is_after[len(b_keys) :] = 1
+    is_null = np.concatenate([b_null, a_null]).astype(np.int64)
+    starts = _run_starts(keys[order])
+    if len(starts) == 0:
+        return 0, 0
+    side, null = is_after[order], is_null[order]
+    ka = np.add.reduceat(side, starts)
+    kb = np.diff(starts, append=len(keys)) - ka
+    na = np.add.reduceat(side & null, starts)
+    nb = np.add.reduceat(null, starts) - na
+    pairs = np.minimum(kb, ka)
+    b_paired_nulls = np.maximum(0, nb - (kb - pairs))  # at least this many stay paired
+    a_paired_nulls = np.maximum(0, na - (ka - pairs))
+    filled = np.maximum(0, b_paired_nulls - np.minimum(na, pairs)).sum()
+    introduced = np.maximum(0, a_paired_nulls - np.minimum(nb, pairs)).sum()
+    return int(filled), int(introduced)
+
+
+def _null_masks(snap: DataSnapshot) -> dict[str, np.ndarray | None]:
+    source = snap._source
+    assert source is not None
+    return dict(zip(source.columns, source.nulls, strict=True))
+
+
+def _unpacked(packed: np.ndarray | None, n: int, positions: np.ndarray | slice) -> np.ndarray:
+    if packed is None:
+        return np.zeros(n, dtype=bool)[positions]
+    return np.unpackbits(packed, count=n).view(bool)[positions]
+
+
+def _range_positions(index: pd.RangeIndex, labels: np.ndarray) -> np.ndarray:
+    """index.get_indexer(labels) for integer labels, by arithmetic (a few passes)."""
+    positions = labels.astype(np.int64, copy=False) - index.start
+    if index.step != 1:
+        positions, remainder = np.divmod(positions, index.step)
+        positions[remainder != 0] = -1
+    positions[(positions < 0) | (positions >= len(index))] = -1
+    return positions
+
+
+def _label_positions(before: DataSnapshot, after: DataSnapshot) -> np.ndarray | None:
+    """For each row of ``after``, the position in ``before`` of the row with its pandas index
+    label, -1 when there is none; None without an index, when labels repeat on either side,
+    or when the labels are the same (then row i is row i)."""
+    b_index = before._source.index if before._source is not None else None
+    a_index = after._source.index if after._source is not None else None
+    if b_index is None or a_index is None:
+        return None
+    if len(b_index) != before.n_rows or len(a_index) != after.n_rows:
+        return None
+    if b_index is a_index or (isinstance(b_index, pd.RangeIndex) and b_index.equals(a_index)):
+        return None  # the same labels (a RangeIndex compares in O(1))
+    try:
+        if isinstance(b_index, pd.RangeIndex) and a_index.dtype.kind in "iu":
+            positions = _range_positions(b_index, a_index.to_numpy())
+        elif not b_index.is_unique:
+            return None
+        else:
+            positions = b_index.get_indexer(a_index)
+    except (TypeError, ValueError, pd.errors.InvalidIndexError):
+        return None
+    positions = positions.astype(np.intp, copy=False)
+    found = positions if len(positions) and positions.min() >= 0 else positions[positions >= 0]
+    in_order = len(found) < 2 or bool((found[1:] > found[:-1]).all())  # then labels unique
+    if not in_order and np.bincount(found).max() > 1:
+        return None
+    return positions
 
 
 def _count_both(b_keys: np.ndarray, a_keys: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -746,28 +1051,25 @@ def _run_starts(ordered: np.ndarray) -> np.ndarray:
 
 
 def _removed_copies(
-    before: DataSnapshot,
-    b_keys: np.ndarray,
-    groups: np.ndarray,
-    b_counts: np.ndarray,
-    removed: np.ndarray,
+    before: DataSnapshot, b_keys: np.ndarray, groups: np.ndarray, removed: np.ndarray
 ) -> int:
-    """How many removed rows were whole-row copies in ``before`` when the key is only some of
-    its columns: rows equal on the key may still differ elsewhere. Only groups that lost rows
-    and hold several are looked at, usually few."""
-    candidates = (removed > 0) & (b_counts > 1)
-    if not candidates.any():
+    """How many removed rows were whole-row copies of another row in ``before``: ``groups``
+    are the sorted keys (hashes without their lowest bit) that lost ``removed`` rows. The key
+    may be only some columns, so rows equal on it may still differ elsewhere: every row of
+    ``before`` in those groups is looked at, usually few."""
+    lost = removed > 0
+    if not lost.any():
         return 0
     b_groups = b_keys >> np.uint64(1)
-    members = _member_rows(b_groups, groups[candidates])
+    members = _member_rows(b_groups, groups[lost])
     key, full = b_groups[members], before.row_hashes[members]
     order = np.lexsort((full, key))
     key, full = key[order], full[order]
+    starts = _run_starts(key)  # in sorted order, as groups are
     new_row = np.ones(len(key), dtype=np.int64)
     new_row[1:] = (key[1:] != key[:-1]) | (full[1:] != full[:-1])
-    distinct = np.add.reduceat(new_row, _run_starts(key))  # in sorted order, as groups are
-    copies = b_counts[candidates] - distinct
-    return int(np.minimum(removed[candidates], copies).sum())
+    copies = np.diff(starts, append=len(key)) - np.add.reduceat(new_row, starts)
+    return int(np.minimum(removed[lost], copies).sum())
 
 
 def _member_rows(values: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -776,8 +1078,8 @@ def _member_rows(values: np.ndarray, members: np.ndarray) -> np.ndarray:
     size = 1 << max(10, min(24, (len(members) * 16).bit_length()))
     low_bits = np.uint64(size - 1)
     table = np.zeros(size, dtype=bool)
-    table[(members & low_bits).astype(np.intp)] = True
-    maybe = np.flatnonzero(table[(values & low_bits).astype(np.intp)])
+    table[(members & low_bits).view(np.int64)] = True
+    maybe = np.flatnonzero(np.take(table, (values & low_bits).view(np.int64)))
     return maybe[np.isin(values[maybe], members)]
 
 
@@ -811,7 +1113,7 @@ def _verified_terms(snap: DataSnapshot, names: list[str]) -> np.ndarray | None:
             column = source.column_at(source.data, i)
             if len(column) != snap.n_rows:
                 return None
-            _, digest = _analyse(column, _multiplier(name), total, want_stats=False)
+            digest = _analyse(column, _multiplier(name), total, want_stats=False)[1]
         except (IndexError, KeyError, ValueError, TypeError):  # reshaped in place
             return None
         if digest != source.digests[i]:
@@ -825,15 +1127,21 @@ def _verified_terms(snap: DataSnapshot, names: list[str]) -> np.ndarray | None:
 def change_phrases(change: dict | None) -> list[str]:
     """What a ``diff`` record counted, in words: the one description of a data change, used by
     the notebook's summary line and the generated docs alike. Rows are matched by content, so
-    an edited row is one removed and one added: such pairs are reported as changed rows. Keys
-    missing from a record (logs written by older versions) count as nothing changed."""
+    an edited row is one removed and one added: ``rows_changed`` says how many (rows paired by
+    label); without it (rows that could not be paired, older logs) as many removed and added
+    rows as pair up are reported as changed. Null counts marked ``nulls_net`` are changes in
+    a column's null count, worded so ("356 fewer nulls in b"). Keys missing from a record
+    (logs written by older versions) count as nothing changed."""
     if not change:
         return []
     phrases = []
     duplicates = _int(change.get("duplicates_removed"))
     added = _int(change.get("rows_added"))
     other_removed = max(0, _int(change.get("rows_removed")) - duplicates)
-    edited = min(other_removed, added)  # an edited row is one out, one in
+    if "rows_changed" in change:
+        edited = min(_int(change["rows_changed"]), other_removed, added)
+    else:
+        edited = min(other_removed, added)  # an edited row is one out, one in
     if duplicates:
         phrases.append(f"{_count(duplicates, 'duplicate row')} dropped")
     if other_removed - edited:
@@ -846,11 +1154,23 @@ def change_phrases(change: dict | None) -> list[str]:
         names = [str(name) for name in change.get(key) or []]
         if names:
             phrases.append(f"{_count(len(names), 'column')} {verb} ({_names(names)})")
+    net = bool(change.get("nulls_net"))
     for key, verb in (("nulls_filled", "filled"), ("nulls_introduced", "introduced")):
         per_column = {str(k): _int(n) for k, n in (change.get(key) or {}).items()}
-        if 0 < len(per_column) <= 3:
+        if not per_column:
+            continue
+        if net:  # a change of the null count: nulls may have left or come with whole rows
+            word = "fewer" if key == "nulls_filled" else "more"
+            noun = {n: f"{n:,} {word} null" + ("" if n == 1 else "s") for n in per_column.values()}
+            if len(per_column) <= 3:
+                phrases += [f"{noun[n]} in {name}" for name, n in per_column.items()]
+            else:
+                total = sum(per_column.values())
+                plural = "" if total == 1 else "s"
+                phrases.append(f"{total:,} {word} null{plural} in {len(per_column)} columns")
+        elif len(per_column) <= 3:
             phrases += [f"{_count(n, 'null')} {verb} in {name}" for name, n in per_column.items()]
-        elif per_column:
+        else:
             total = sum(per_column.values())
             phrases.append(f"{_count(total, 'null')} {verb} in {len(per_column)} columns")
     dtypes = change.get("dtype_changes") or {}
