@@ -624,3 +624,110 @@ class TestAtMostOnePipelineRunAtOnce:
         assert [p["state"] for p in await ended_processes(jp_fetch)] == ["finished", "finished"]
         runs = (await get_json(jp_fetch, "runs", experiment="limited"))["runs"]
         assert [r["status"] for r in runs] == ["finished", "finished"]
+
+
+# ---------------------------------------------------------------------- the model registry
+def tiny_classifier():
+    """A LogisticRegression fitted on six rows, and its training frame."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame({"tenure": [1.0, 2.0, 3.0, 10.0, 11.0, 12.0],
+                          "calls": [5, 4, 6, 0, 1, 0]})  # fmt: skip
+    return LogisticRegression().fit(frame, [1, 1, 1, 0, 0, 0]), frame
+
+
+@pytest.fixture
+def registered(seeded, tmp_path):
+    """churn:1 from the run "slow" and churn:2 from "fast" (champion), plus other:1."""
+    from mlops_nb.registry.register import register_pipeline
+
+    log = mlops_nb.open_log(tmp_path / "logdir" / "log.duckdb")
+    model, frame = tiny_classifier()
+    register_pipeline(log, "churn", model, training_frame=frame, run_id=seeded["slow"])
+    verified = {"verified": True, "rows": 6, "input": "X", "predictions": "p"}
+    register_pipeline(log, "churn", model, training_frame=frame, run_id=seeded["fast"],
+                      alias="champion", verification=verified)  # fmt: skip
+    register_pipeline(log, "other", model, training_frame=frame)
+    log.flush()
+    return log
+
+
+async def test_models_lists_each_name_with_its_versions_and_aliases(jp_fetch, registered):
+    models = await get_json(jp_fetch, "models")
+    assert [(m["name"], m["versions"], m["latest_version"], m["aliases"]) for m in models] == [
+        ("churn", 2, 2, {"champion": 2}),
+        ("other", 1, 1, {}),
+    ]
+    assert all(m["created_at"] and m["last_registered_at"] for m in models)
+
+
+async def test_a_model_shows_its_versions_newest_first_and_alias_history(
+    jp_fetch, registered, seeded
+):
+    model = await get_json(jp_fetch, "models", "churn")
+    assert model["aliases"] == {"champion": 2}
+    newest, oldest = model["versions"]
+    assert (newest["version"], newest["aliases"], newest["run_id"]) == (2, ["champion"],
+                                                                       seeded["fast"])  # fmt: skip
+    assert (oldest["version"], oldest["aliases"], oldest["run_id"]) == (1, [], seeded["slow"])
+    assert newest["experiment"] == "churn"
+    assert newest["metrics"] == {"acc": pytest.approx(0.93)}
+    assert (newest["verified"], oldest["verified"]) == (True, False)
+    assert newest["signature"] == {"n_columns": 2, "columns": [
+        {"name": "tenure", "kind": "number"}, {"name": "calls", "kind": "integer"}]}  # fmt: skip
+    assert newest["outputs"]["classes"] == [0, 1]
+    [move] = model["alias_history"]
+    moved = (move["alias"], move["from_version"], move["to_version"], move["reason"])
+    assert moved == ("champion", None, 2, "registered")
+
+
+async def test_moving_an_alias_records_who_and_why(jp_fetch, registered):
+    body = {"alias": "champion", "version": 1, "reason": "v2 overfits"}
+    answer = json.loads((await post(jp_fetch, "models", "churn", "aliases", body=body)).body)
+    assert answer == {"name": "churn", "alias": "champion", "version": 1, "previous": 2}
+    assert registered.model_version("churn", alias="champion")["version"] == 1
+    model = await get_json(jp_fetch, "models", "churn")
+    assert model["aliases"] == {"champion": 1}
+    assert [(v["version"], v["aliases"]) for v in model["versions"]] == [(2, []), (1, ["champion"])]
+    latest = model["alias_history"][0]  # newest first
+    assert (latest["from_version"], latest["to_version"], latest["reason"]) == (2, 1, "v2 overfits")
+    assert latest["user"]
+    new = {"alias": "challenger", "version": 2}  # a new alias, no reason
+    answer = json.loads((await post(jp_fetch, "models", "churn", "aliases", body=new)).body)
+    assert answer["previous"] is None
+    assert (await get_json(jp_fetch, "models"))[0]["aliases"] == {"challenger": 2, "champion": 1}
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "expected"),
+    [
+        ("churn", {"alias": "champion", "version": 9}, (400, "no version 9")),
+        ("churn", {"alias": "champion", "version": 2}, (400, "already points at version 2")),
+        ("churn", {"alias": "bad alias!", "version": 1}, (400, "bad alias")),
+        ("churn", {"alias": "champion", "version": "1"}, (400, "version must be")),
+        ("churn", {"alias": "champion", "version": True}, (400, "version must be")),
+        ("churn", {"version": 1}, (400, "bad alias")),
+        ("churn", {"alias": "champion", "version": 1, "reason": "a\nb"}, (400, "one line")),
+        ("nope", {"alias": "champion", "version": 1}, (404, "no registered model 'nope'")),
+        ("bad%20name", {"alias": "champion", "version": 1}, (400, "bad model name")),
+    ],
+)
+async def test_bad_alias_moves_are_refused_with_one_line(
+    jp_fetch, registered, name, body, expected
+):
+    code, message = await error_of(
+        jp_fetch, "models", name, "aliases", method="POST", body=json.dumps(body)
+    )
+    assert (code, expected[1] in message) == (expected[0], True), message
+    assert registered.model_version("churn", alias="champion")["version"] == 2
+    assert len(registered.alias_history("churn")) == 1
+
+
+async def test_unknown_model_is_404_and_no_log_lists_no_models(jp_fetch, registered, tmp_path,
+                                                               monkeypatch):  # fmt: skip
+    code, message = await error_of(jp_fetch, "models", "nope")
+    assert (code, "no registered model 'nope'" in message) == (404, True), message
+    monkeypatch.setenv("MLOPS_NB_LOG", str(tmp_path / "none" / "log.duckdb"))
+    assert await get_json(jp_fetch, "models") == []
+    assert (await error_of(jp_fetch, "models", "churn"))[0] == 404

@@ -57,6 +57,7 @@ def lab(tmp_path_factory):
     seed_bulk_runs(log, BULK)
     ids = seed_demo_runs(log, base)
     seed_sweep(log)
+    seed_models(log, ids)
     with running_lab(root, log) as server:
         yield server, ids, log
 
@@ -71,6 +72,26 @@ def seed_sweep(log_path: Path) -> None:
             run.log_metrics({"accuracy": 0.7 + i / 100, "f1": 0.6 + i / 50})
     parent.log_metric("best_f1", 0.64)
     parent.end()
+    log.flush()
+    log.close()
+
+
+def seed_models(log_path: Path, ids: dict[str, str]) -> None:
+    """churn:1 from the demo run "baseline" (champion), churn:2 from "tuned" (challenger,
+    verified): a tiny LogisticRegression each."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_nb.registry.register import register_pipeline
+
+    numbers = pd.DataFrame({"tenure": [1.0, 2.0, 3.0, 10.0, 11.0, 12.0]})
+    model = LogisticRegression().fit(numbers, [1, 1, 1, 0, 0, 0])
+    log = mlops_nb.open_log(log_path)
+    register_pipeline(log, "churn", model, training_frame=numbers, run_id=ids["baseline"],
+                      alias="champion")  # fmt: skip
+    verified = {"verified": True, "rows": 6, "input": "X_test", "predictions": "predicted"}
+    register_pipeline(log, "churn", model, training_frame=numbers, run_id=ids["tuned"],
+                      alias="challenger", verification=verified)  # fmt: skip
     log.flush()
     log.close()
 
@@ -483,6 +504,64 @@ def test_mark_a_cell_with_a_stage_from_the_context_menu(page, lab):
             break
         time.sleep(0.2)
     assert tags == ["mlops:train"]
+
+
+def test_models_list_versions_and_move_an_alias_after_a_confirmation(page, lab):
+    server, ids, log_path = lab
+    page.goto(server.page_url())
+    open_sidebar(page)
+    item = page.locator(f"{PANEL} .mlops-open-model[data-model='churn']")
+    item.wait_for()
+    assert item.locator(".mlops-experiment-name").inner_text() == (
+        "churn · challenger → v2, champion → v1"
+    )
+    assert "2 versions · latest v2" in item.inner_text()
+    item.click()
+    area = ".mlops-model-area[data-model='churn']"
+    page.wait_for_selector(f"{area} .mlops-versions-table")
+    assert current_tab_label(page) == "MLOps model · churn"
+    rows = page.locator(f"{area} tr.mlops-version")
+    assert [rows.nth(i).get_attribute("data-version") for i in range(2)] == ["2", "1"]
+    badges = [rows.nth(i).locator(".mlops-alias-badge").all_inner_texts() for i in range(2)]
+    assert badges == [["challenger"], ["champion"]]
+    runs = page.locator(f"{area} .mlops-source-run").all_inner_texts()
+    assert runs == [ids["tuned"][:8], ids["baseline"][:8]]
+    assert page.locator(f"{area} th[data-metric]").all_inner_texts() == ["acc", "loss"]
+    assert rows.nth(0).locator("td.mlops-number").first.inner_text() == "0.93"
+    assert page.locator(f"{area} td.mlops-verified").all_inner_texts() == ["✓", "–"]
+    history = page.locator(f"{area} .mlops-alias-history tbody tr")
+    assert history.count() == 2
+
+    rows.nth(0).locator(".mlops-move-alias").click()  # move champion to version 2
+    page.wait_for_selector(".jp-Dialog .mlops-alias-name")
+    assert page.input_value(".jp-Dialog .mlops-alias-name") == "champion"
+    page.fill(".jp-Dialog .mlops-alias-reason", "tuned beats baseline on acc")
+    shoot(page, "move-alias")
+    page.click(".jp-Dialog .jp-mod-accept")
+    confirm = page.locator(".jp-Dialog .mlops-move-alias-confirm")
+    confirm.wait_for()
+    assert confirm.locator("p").first.inner_text() == "Point churn@champion at version 2 (now 1)?"
+    page.click(".jp-Dialog:has(.mlops-move-alias-confirm) .jp-mod-accept")
+    page.wait_for_selector(f"{area} tr.mlops-version[data-version='2'] "
+                           ".mlops-alias-badge[data-alias='champion']")  # fmt: skip
+    assert page.locator(".jp-Dialog").count() == 0
+    log = mlops_nb.open_log(log_path)
+    assert log.model_version("churn", alias="champion")["version"] == 2
+    moves = log.alias_history("churn", "champion")
+    assert moves[["from_version", "to_version", "reason"]].values.tolist()[-1] == [
+        1, 2, "tuned beats baseline on acc"]  # fmt: skip
+    log.close()
+    newest = history.first.locator("td").all_inner_texts()
+    assert newest[1:3] == ["champion", "v1 → v2"] and newest[4] == "tuned beats baseline on acc"
+    page.wait_for_function(  # the panel follows: both aliases on version 2 now
+        "s => document.querySelector(s)?.textContent.includes('champion → v2')",
+        arg=f"{PANEL} .mlops-open-model[data-model='churn']",
+    )  # fmt: skip
+    shoot(page, "models")
+
+    page.click(f"{area} .mlops-source-run >> nth=0")  # the source run opens in its experiment
+    page.wait_for_selector(f"{DEMO} .mlops-detail[data-run-id='{ids['tuned']}']")
+    assert current_tab_label(page) == "MLOps runs · demo"
 
 
 def test_the_panel_says_so_when_the_server_extension_is_missing(browser, lab, tmp_path):

@@ -19,7 +19,15 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from labserver import HOSTILE, launch_chromium, open_sidebar, running_lab, seed_demo_runs
+from labserver import (
+    HOSTILE,
+    launch_chromium,
+    open_runs,
+    open_sidebar,
+    running_lab,
+    runs_area,
+    seed_demo_runs,
+)
 
 from mlops_nb._version import __version__
 
@@ -108,7 +116,8 @@ def test_the_installed_wheel_shows_the_sidebar_without_node(venv_without_node, t
             page = browser.new_page()
             page.goto(lab.page_url())
             open_sidebar(page)
-            names = page.locator("#mlops-nb-sidebar .mlops-runs-table td.mlops-name")
+            open_runs(page)
+            names = page.locator(f"{runs_area()} .mlops-runs-table td.mlops-name")
             assert sorted(names.all_inner_texts()) == sorted([HOSTILE, "baseline", "tuned"])
         finally:
             browser.close()

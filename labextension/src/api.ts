@@ -113,6 +113,64 @@ export interface PipelineProcess {
   ended: string | null;
 }
 
+/** A registered model as GET models lists it. */
+export interface ModelSummary {
+  name: string;
+  versions: number;
+  latest_version: number;
+  /** alias -> the version it points at now */
+  aliases: Record<string, number>;
+  created_at: string;
+  last_registered_at: string;
+}
+
+/** One registered version (GET models/{name}). */
+export interface ModelVersion {
+  version: number;
+  aliases: string[];
+  run_id: string | null;
+  experiment: string | null;
+  model_var: string | null;
+  steps: string[];
+  format: string;
+  artifact_sha256: string;
+  metrics: Record<string, number>;
+  user: string;
+  description: string | null;
+  created_at: string;
+  verified: boolean;
+  verification: Record<string, Scalar>;
+  signature: { n_columns: number; columns: { name: string; kind: string }[] };
+  outputs: Record<string, unknown>;
+}
+
+/** One alias move, as kept in the alias history (to_version null: removed). */
+export interface AliasMove {
+  alias: string;
+  from_version: number | null;
+  to_version: number | null;
+  user: string;
+  reason: string | null;
+  moved_at: string;
+}
+
+export interface ModelDetail {
+  name: string;
+  aliases: Record<string, number>;
+  /** Newest first. */
+  versions: ModelVersion[];
+  /** Newest first. */
+  alias_history: AliasMove[];
+}
+
+/** The answer of POST models/{name}/aliases. */
+export interface AliasMoved {
+  name: string;
+  alias: string;
+  version: number;
+  previous: number | null;
+}
+
 /** An answer of the API that was not a success; `message` is the server's one line. */
 export class ApiError extends Error {
   constructor(

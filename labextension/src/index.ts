@@ -1,6 +1,7 @@
 /**
  * mlops-nb for JupyterLab: the "MLOps" navigator in the left area, runs tabs in the main
- * area (runs table, run detail, compare), and the notebook stage commands and badges.
+ * area (runs table, run detail, compare), model tabs (versions, aliases, alias moves), and
+ * the notebook stage commands and badges.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import {
@@ -14,6 +15,7 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { LabIcon, refreshIcon, ToolbarButton } from '@jupyterlab/ui-components';
 import { Menu } from '@lumino/widgets';
 
+import { ModelView } from './models';
 import { Activity, RunsView } from './runs';
 import { MlopsPanel } from './sidebar';
 import { checkStage, setStage, STAGES, stageOf, trackBadges } from './stages';
@@ -31,6 +33,7 @@ const COMMANDS = {
   openRuns: 'mlops-nb:open-runs',
   openRun: 'mlops-nb:open-run',
   compareRuns: 'mlops-nb:compare-runs',
+  openModel: 'mlops-nb:open-model',
   runPipeline: 'mlops-nb:run-pipeline',
   markStage: 'mlops-nb:mark-stage',
   clearStage: 'mlops-nb:clear-stage'
@@ -39,6 +42,7 @@ const COMMANDS = {
 const CELL_SELECTOR = '.jp-Notebook .jp-Cell';
 
 type RunsTab = MainAreaWidget<RunsView>;
+type ModelTab = MainAreaWidget<ModelView>;
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'mlops-nb:plugin',
@@ -86,6 +90,42 @@ const plugin: JupyterFrontEndPlugin<void> = {
       return tab;
     };
 
+    const modelTracker = new WidgetTracker<ModelTab>({ namespace: 'mlops-nb-models' });
+
+    /** The tab of a registered model, made and added to the main area if needed. */
+    const modelTab = (name: string, activate = true): ModelTab => {
+      let tab = modelTracker.find(widget => widget.content.name === name);
+      if (!tab) {
+        const content = new ModelView({
+          name,
+          openRun: (runId, experiment) =>
+            void app.commands.execute(COMMANDS.openRun, { runId, experiment }),
+          changed: () => void panel.refresh()
+        });
+        tab = new MainAreaWidget({ content });
+        tab.id = `mlops-nb-model-${++tabs}`;
+        tab.addClass('mlops-model-tab');
+        tab.title.label = `MLOps model · ${name}`;
+        tab.title.caption = `Versions and aliases of the registered model ${name}`;
+        tab.title.icon = mlopsIcon;
+        tab.title.closable = true;
+        tab.toolbar.addItem(
+          'refresh',
+          new ToolbarButton({
+            icon: refreshIcon,
+            tooltip: 'Refresh',
+            onClick: () => void content.refresh()
+          })
+        );
+        void modelTracker.add(tab);
+        app.shell.add(tab, 'main');
+      }
+      if (activate) {
+        app.shell.activateById(tab.id);
+      }
+      return tab;
+    };
+
     const currentNotebook = () => notebooks?.currentWidget?.context.path ?? null;
     const panel = new MlopsPanel({
       currentNotebook,
@@ -93,11 +133,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       openRuns: (experiment, newest) =>
         void app.commands.execute(COMMANDS.openRuns, { experiment, newest: !!newest }),
       openRun: (runId, experiment) =>
-        void app.commands.execute(COMMANDS.openRun, { runId, experiment })
+        void app.commands.execute(COMMANDS.openRun, { runId, experiment }),
+      openModel: name => void app.commands.execute(COMMANDS.openModel, { name })
     });
     panel.id = 'mlops-nb-sidebar';
     panel.title.icon = mlopsIcon;
-    panel.title.caption = 'MLOps: experiments, runs, pipelines';
+    panel.title.caption = 'MLOps: experiments, runs, models, pipelines';
     app.shell.add(panel, 'left', { rank: 650 });
     tracker.currentChanged.connect((_, tab) => panel.setCurrent(tab ? tab.content.experiment : null));
 
@@ -148,6 +189,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
         return tab;
       }
     });
+    app.commands.addCommand(COMMANDS.openModel, {
+      label: args => (args.name ? `Open MLOps Model ${String(args.name)}` : 'Open MLOps Model'),
+      caption: "A registered model's versions, aliases and alias history in the main area",
+      isVisible: args => typeof args.name === 'string',
+      execute: args => modelTab(String(args.name), args.activate !== false)
+    });
     app.commands.addCommand(COMMANDS.runPipeline, {
       label: 'Run Notebook as MLOps Pipeline…',
       execute: () => {
@@ -160,6 +207,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
         command: COMMANDS.openRuns,
         args: tab => ({ experiment: tab.content.experiment, activate: false }),
         name: tab => tab.content.experiment || '*'
+      });
+      void restorer.restore(modelTracker, {
+        command: COMMANDS.openModel,
+        args: tab => ({ name: tab.content.name, activate: false }),
+        name: tab => tab.content.name
       });
     }
     if (notebooks) {

@@ -1,6 +1,7 @@
 /**
- * The "MLOps" left panel, the navigator: the experiments (run counts, last run), the runs
- * going on now, and the Run pipeline and Schedule forms. Runs tables, run details and
+ * The "MLOps" left panel, the navigator: the experiments (run counts, last run), the
+ * registered models (where their aliases point), the runs going on now, and the Run pipeline
+ * and Schedule forms. Runs tables, run details and
  * comparisons open in the main area (runs.ts), through the callbacks the plugin passes in.
  */
 import { Widget } from '@lumino/widgets';
@@ -9,6 +10,7 @@ import {
   ApiError,
   Experiment,
   Health,
+  ModelSummary,
   Parameter,
   PipelineProcess,
   query,
@@ -34,6 +36,8 @@ export interface PanelOptions {
   openRuns: (experiment: string, newest?: boolean) => void;
   /** Open a run's detail in the main area, in its experiment's runs tab. */
   openRun: (runId: string, experiment: string) => void;
+  /** Open (or activate) the main-area tab of a registered model. */
+  openModel: (name: string) => void;
   activity: Activity;
 }
 
@@ -164,7 +168,10 @@ export class MlopsPanel extends Widget {
 
   // ------------------------------------------------------------------ experiments
   private async experimentsView(): Promise<HTMLElement> {
-    const experiments = await request<Experiment[]>('experiments');
+    const [experiments, models] = await Promise.all([
+      request<Experiment[]>('experiments'),
+      request<ModelSummary[]>('models').catch((error: Error) => error)
+    ]);
     const total = experiments.reduce((sum, e) => sum + e.runs, 0);
     const last = experiments.map(e => e.last_run ?? '').sort().pop() || null;
     const item = (experiment: string, label: string, runs: number, lastRun: string | null) =>
@@ -190,9 +197,14 @@ export class MlopsPanel extends Widget {
       );
     if (!experiments.length) {
       return h(
-        'p',
-        { class: 'mlops-empty' },
-        'No runs yet. Track a notebook (%load_ext mlops_nb, then %mlops track) or use Run pipeline.'
+        'div',
+        { class: 'mlops-experiments' },
+        h(
+          'p',
+          { class: 'mlops-empty' },
+          'No runs yet. Track a notebook (%load_ext mlops_nb, then %mlops track) or use Run pipeline.'
+        ),
+        this.modelsSection(models)
       );
     }
     return h(
@@ -204,8 +216,53 @@ export class MlopsPanel extends Widget {
         { class: 'mlops-experiment-list' },
         item('', 'All experiments', total, last),
         ...experiments.map(e => item(e.experiment, e.experiment, e.runs, e.last_run))
-      )
+      ),
+      this.modelsSection(models)
     );
+  }
+
+  /** The registered models, each with where its aliases point: "churn · champion → v3". */
+  private modelsSection(models: ModelSummary[] | Error): HTMLElement {
+    let content: HTMLElement;
+    if (models instanceof Error) {
+      content = h('p', { class: 'mlops-error' }, models.message);
+    } else if (!models.length) {
+      content = h('p', { class: 'mlops-empty' }, 'No models registered yet (%mlops register NAME).');
+    } else {
+      content = h(
+        'ul',
+        { class: 'mlops-experiment-list mlops-model-list' },
+        ...models.map(model => {
+          const aliases = Object.entries(model.aliases).map(([alias, v]) => `${alias} → v${v}`);
+          const versions = `${model.versions} version${model.versions === 1 ? '' : 's'}`;
+          return h(
+            'li',
+            {},
+            h(
+              'button',
+              {
+                class: 'mlops-open-model',
+                'data-model': model.name,
+                title: `${[model.name, ...aliases].join('\n')}\nOpen the versions of ${model.name} in the main area`,
+                onclick: () => this.options.openModel(model.name)
+              },
+              h(
+                'span',
+                { class: 'mlops-experiment-name' },
+                model.name,
+                aliases.length ? h('span', { class: 'mlops-model-alias-list' }, ` · ${aliases.join(', ')}`) : null
+              ),
+              h(
+                'span',
+                { class: 'mlops-experiment-meta' },
+                `${versions} · latest v${model.latest_version} · ${formatTime(model.last_registered_at, true)}`
+              )
+            )
+          );
+        })
+      );
+    }
+    return h('div', { class: 'mlops-models' }, h('h3', {}, 'Models'), content);
   }
 
   // ------------------------------------------------------------------ runs going on

@@ -28,6 +28,7 @@ from mlops_nb.errors import MlopsError, RunNotFoundError
 from mlops_nb.log.filters import STAGE_TAG, Condition, Sort, conditions_from_json
 from mlops_nb.log.location import default_log_path
 from mlops_nb.server import AUTH_RESOURCE
+from mlops_nb.server import models as registry_views
 from mlops_nb.server.processes import ProcessRegistry, RunRequest, TooManyRuns
 
 MAX_PAGE_SIZE = 500
@@ -238,6 +239,25 @@ def require_log(path: Path) -> mlops_nb.Log:
     return log
 
 
+def read_models(path: Path) -> list[dict[str, Any]]:
+    log = open_log(path)
+    return [] if log is None else plain(registry_views.list_models(log))
+
+
+def read_model(path: Path, name: str) -> dict[str, Any]:
+    log = open_log(path)
+    if log is None:
+        raise registry_views.ModelNotFound(f"no registered model {name!r}: no log yet")
+    return plain(registry_views.read_model(log, name))
+
+
+def move_model_alias(path: Path, name: str, data: dict[str, Any]) -> dict[str, Any]:
+    log = open_log(path)
+    if log is None:
+        raise registry_views.ModelNotFound(f"no registered model {name!r}: no log yet")
+    return registry_views.move_alias(log, name, data)
+
+
 def artifact_file(path: Path, run_id: str, sha256: str) -> tuple[Path, str]:
     """The stored file of one of the run's artifacts, checked to be inside the artifact store."""
     if not _SHA256.fullmatch(sha256):
@@ -396,7 +416,7 @@ class BaseHandler(APIHandler):
             await work()
         except tornado.web.HTTPError:
             raise
-        except RunNotFoundError as error:
+        except (RunNotFoundError, registry_views.ModelNotFound) as error:
             self.fail(404, str(error))
         except TooManyRuns as error:
             self.fail(429, str(error))
@@ -634,6 +654,39 @@ class ProgressHandler(BaseHandler):
         await self.guarded(work)
 
 
+class ModelsHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized("read")
+    async def get(self) -> None:
+        async def work() -> None:
+            self.reply(await off_loop(read_models, self.log_file))
+
+        await self.guarded(work)
+
+
+class ModelHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized("read")
+    async def get(self, name: str) -> None:
+        async def work() -> None:
+            self.reply(await off_loop(read_model, self.log_file, name))
+
+        await self.guarded(work)
+
+
+class ModelAliasesHandler(BaseHandler):
+    """POST points an alias at a version (``write``); the move is recorded with its reason."""
+
+    @tornado.web.authenticated
+    @authorized("write")
+    async def post(self, name: str) -> None:
+        async def work() -> None:
+            data = self.body()
+            self.reply(await off_loop(move_model_alias, self.log_file, name, data))
+
+        await self.guarded(work)
+
+
 ROUTES: list[tuple[str, type[BaseHandler]]] = [
     ("health", HealthHandler),
     ("experiments", ExperimentsHandler),
@@ -647,4 +700,7 @@ ROUTES: list[tuple[str, type[BaseHandler]]] = [
     ("pipeline/runs", PipelineRunsHandler),
     ("schedule", ScheduleHandler),
     ("progress", ProgressHandler),
+    ("models", ModelsHandler),
+    (r"models/([^/]+)", ModelHandler),
+    (r"models/([^/]+)/aliases", ModelAliasesHandler),
 ]
