@@ -49,6 +49,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -338,15 +339,43 @@ def _build(
 def _analyse_columns(
     series: list[pd.Series], multipliers: list[int], n_rows: int, want_stats: bool
 ) -> tuple[np.ndarray, list[tuple[dict, tuple[int, bytes] | None, np.ndarray | None]]]:
-    """(row hashes, (stats, digest, packed null mask) per column). One thread: a second one,
-    tried for the string columns (pyarrow hashes without the GIL), measured no faster on 2
-    cores."""
+    """(row hashes, (stats, digest, packed null mask) per column).
+
+    Dictionary-encoding large pyarrow text columns is the costliest step and pyarrow does it
+    without the GIL: it starts on a second thread while this one hashes the other columns (on
+    a busy machine this gains nothing, on an idle one it hides most of the text's cost). Row
+    hashes are a sum over columns, so the order in which columns are folded does not matter.
+    """
     row_hashes = np.zeros(n_rows, dtype=np.uint64)
-    results = [
-        _analyse(column, multiplier, row_hashes, want_stats)
-        for column, multiplier in zip(series, multipliers, strict=True)
-    ]
+    ahead = {
+        index: _ENCODER.submit(_arrow_factorize, column.array)
+        for index, column in enumerate(series)
+        if n_rows >= _ENCODE_AHEAD_ROWS and _is_arrow_text(column)
+    }
+    results: list[Any] = [None] * len(series)
+    order = [i for i in range(len(series)) if i not in ahead] + list(ahead)
+    for index in order:
+        coded = ahead[index].result() if index in ahead else None
+        results[index] = _analyse(
+            series[index], multipliers[index], row_hashes, want_stats, coded=coded
+        )
     return row_hashes, results
+
+
+_ENCODE_AHEAD_ROWS = 100_000
+_ENCODER = ThreadPoolExecutor(1, thread_name_prefix="mlops-nb-encode")
+
+
+def _is_arrow_text(series: pd.Series) -> bool:
+    """pandas' pyarrow-backed strings (pandas 3's ``str``) or an ArrowDtype text column."""
+    if not isinstance(series.array, pd.arrays.ArrowExtensionArray):
+        return False
+    if isinstance(series.dtype, pd.StringDtype):
+        return True
+    import pyarrow as pa
+
+    dtype = getattr(series.dtype, "pyarrow_dtype", None)
+    return dtype is not None and (pa.types.is_string(dtype) or pa.types.is_large_string(dtype))
 
 
 def _count_duplicates(row_hashes: np.ndarray) -> int:
@@ -363,6 +392,7 @@ def _analyse(
     multiplier: int,
     into: np.ndarray | None,
     want_stats: bool = True,
+    coded: tuple[np.ndarray, pd.Index] | None = None,
 ) -> tuple[dict, tuple[int, bytes] | None, np.ndarray | None]:
     """Add each cell's term (its hash times the column's multiplier) to ``into``, the row
     hashes being built, and return (stats, digest of the terms, null mask packed in bits or
@@ -384,7 +414,7 @@ def _analyse(
             digest = _fold_numbers(values, nulls, multiplier, into)
         stats = _number_stats(series, values, nulls, temporal) if want_stats else {}
         return stats, digest, None if nulls is None else _packed_nulls(nulls)
-    codes, labels, by_repr = _factorize(series)
+    codes, labels, by_repr = (*coded, False) if coded is not None else _factorize(series)
     if into is not None:
         digest = _fold_codes(labels, codes, multiplier, into)
     stats = _coded_stats(codes, labels, series if by_repr else None) if want_stats else {}
