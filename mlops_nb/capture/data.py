@@ -47,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -348,7 +349,7 @@ def _analyse_columns(
     """
     row_hashes = np.zeros(n_rows, dtype=np.uint64)
     ahead = {
-        index: _ENCODER.submit(_arrow_factorize, column.array)
+        index: _encoder().submit(_arrow_factorize, column.array)
         for index, column in enumerate(series)
         if n_rows >= _ENCODE_AHEAD_ROWS and _is_arrow_text(column)
     }
@@ -363,7 +364,16 @@ def _analyse_columns(
 
 
 _ENCODE_AHEAD_ROWS = 100_000
-_ENCODER = ThreadPoolExecutor(1, thread_name_prefix="mlops-nb-encode")
+_ENCODERS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _encoder() -> ThreadPoolExecutor:
+    """This process's encoding thread (a forked child must not use its parent's: the thread
+    did not survive the fork, and work handed to it would never run)."""
+    pid = os.getpid()
+    if pid not in _ENCODERS:
+        _ENCODERS[pid] = ThreadPoolExecutor(1, thread_name_prefix="mlops-nb-encode")
+    return _ENCODERS[pid]
 
 
 def _is_arrow_text(series: pd.Series) -> bool:
