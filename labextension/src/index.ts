@@ -65,21 +65,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       if (!tab) {
         const content = new RunsView({ experiment, activity });
         tab = new MainAreaWidget({ content });
-        tab.id = `mlops-nb-runs-${++tabs}`;
-        tab.addClass('mlops-runs-tab');
-        tab.title.label = `MLOps runs · ${experiment || 'all'}`;
-        tab.title.caption = experiment
-          ? `Runs of the experiment ${experiment}`
-          : 'Runs of all experiments';
-        tab.title.icon = mlopsIcon;
-        tab.title.closable = true;
-        tab.toolbar.addItem(
-          'refresh',
-          new ToolbarButton({
-            icon: refreshIcon,
-            tooltip: 'Refresh',
-            onClick: () => void content.refresh()
-          })
+        dress(
+          tab,
+          'mlops-runs-tab',
+          `MLOps runs · ${experiment || 'all'}`,
+          experiment ? `Runs of the experiment ${experiment}` : 'Runs of all experiments',
+          () => void content.refresh()
         );
         void tracker.add(tab);
         app.shell.add(tab, 'main');
@@ -88,6 +79,26 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(tab.id);
       }
       return tab;
+    };
+
+    /** Id, class, title, icon and a refresh button: what every MLOps main-area tab has. */
+    const dress = (
+      tab: MainAreaWidget,
+      className: string,
+      label: string,
+      caption: string,
+      refresh: () => void
+    ): void => {
+      tab.id = `mlops-nb-tab-${++tabs}`;
+      tab.addClass(className);
+      tab.title.label = label;
+      tab.title.caption = caption;
+      tab.title.icon = mlopsIcon;
+      tab.title.closable = true;
+      tab.toolbar.addItem(
+        'refresh',
+        new ToolbarButton({ icon: refreshIcon, tooltip: 'Refresh', onClick: refresh })
+      );
     };
 
     const modelTracker = new WidgetTracker<ModelTab>({ namespace: 'mlops-nb-models' });
@@ -103,19 +114,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
           changed: () => void panel.refresh()
         });
         tab = new MainAreaWidget({ content });
-        tab.id = `mlops-nb-model-${++tabs}`;
-        tab.addClass('mlops-model-tab');
-        tab.title.label = `MLOps model · ${name}`;
-        tab.title.caption = `Versions and aliases of the registered model ${name}`;
-        tab.title.icon = mlopsIcon;
-        tab.title.closable = true;
-        tab.toolbar.addItem(
-          'refresh',
-          new ToolbarButton({
-            icon: refreshIcon,
-            tooltip: 'Refresh',
-            onClick: () => void content.refresh()
-          })
+        dress(
+          tab,
+          'mlops-model-tab',
+          `MLOps model · ${name}`,
+          `Versions and aliases of the registered model ${name}`,
+          () => void content.refresh()
         );
         void modelTracker.add(tab);
         app.shell.add(tab, 'main');

@@ -21,6 +21,7 @@ from traitlets import Bool
 from mlops_nb.capture.track_line import parse_track_args
 from mlops_nb.errors import MlopsError, TrackLineError
 from mlops_nb.notebook.tracker import TRACK_CELL, Tracker
+from mlops_nb.registry.commands import add_register_options
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,15 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="%mlops register NAME: chain the fitted preprocessing and the model into one "
         "pipeline, check it reproduces the predictions recorded in this run, and register it.",
     )  # fmt: skip
-    register.add_argument("name", metavar="NAME")
-    register.add_argument("--model", default="model", metavar="VAR", help="default: model")
-    register.add_argument(
-        "--steps", metavar="VAR,VAR", help="fitted transformers before the model, in order "
-        "(default: proposed from the recorded lineage)",
-    )  # fmt: skip
-    register.add_argument("--alias", metavar="ALIAS", help="point this alias at the new version")
-    register.add_argument("--description", metavar="TEXT")
-    register.add_argument("--no-verify", action="store_true", help="skip the prediction check")
+    add_register_options(register)
     commands.add_parser("status", help="what is being recorded, where")
     commands.add_parser("stop", help="end this kernel's run")
     return parser

@@ -45,16 +45,8 @@ def add_parser(models: argparse.ArgumentParser, parser_class: type) -> None:
         description="Chain the run's fitted preprocessing and model into one pipeline, check it "
         "reproduces the run's recorded predictions, and record it as a new version.",
     )  # fmt: skip
-    register.add_argument("name", metavar="NAME")
+    add_register_options(register)
     register.add_argument("--run", default="latest", metavar="RUN_ID", help="default: latest")
-    register.add_argument("--model", default="model", metavar="VAR", help="default: model")
-    register.add_argument(
-        "--steps", metavar="VAR,VAR", help="the fitted transformers before the model, in order "
-        "(default: proposed from the recorded lineage)",
-    )  # fmt: skip
-    register.add_argument("--alias", metavar="ALIAS", help="point this alias at the new version")
-    register.add_argument("--description", metavar="TEXT")
-    register.add_argument("--no-verify", action="store_true", help="skip the prediction check")
 
     alias = actions.add_parser("alias", help="point an alias at a version (recorded)")
     alias.add_argument("name", metavar="NAME")
@@ -79,6 +71,19 @@ def add_parser(models: argparse.ArgumentParser, parser_class: type) -> None:
     export = actions.add_parser("export", help="write model file + manifest.json to a folder")
     export.add_argument("ref", metavar="NAME[@ALIAS|:VERSION]")
     export.add_argument("out", metavar="DIR")
+
+
+def add_register_options(register: argparse.ArgumentParser) -> None:
+    """What ``mlops-nb models register`` and ``%mlops register`` both take."""
+    register.add_argument("name", metavar="NAME")
+    register.add_argument("--model", default="model", metavar="VAR", help="default: model")
+    register.add_argument(
+        "--steps", metavar="VAR,VAR", help="the fitted transformers before the model, in order "
+        "(default: proposed from the recorded lineage)",
+    )  # fmt: skip
+    register.add_argument("--alias", metavar="ALIAS", help="point this alias at the new version")
+    register.add_argument("--description", metavar="TEXT")
+    register.add_argument("--no-verify", action="store_true", help="skip the prediction check")
 
 
 def models_from_cli(args: argparse.Namespace, log: Any, render: Any) -> int:
