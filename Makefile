@@ -26,8 +26,11 @@ demo: $(STAMP)
 	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb pipeline show ../example_notebooks/churn.ipynb
 	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb runs
 	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb show latest
+	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb models register churn --alias champion
+	cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb models list
 	@echo "Executed notebook: $(DEMO_DIR)/churn-output.ipynb; log: $(DEMO_DIR)/.mlops/log.duckdb"
 	@echo "Documentation: $(DEMO_DIR)/docs/churn.html (and churn.md)"
+	@echo "Serve the registered model: cd $(DEMO_DIR) && ../$(VENV)/bin/mlops-nb serve churn@champion"
 
 test: $(STAMP)
 	$(PY) -m ruff check mlops_nb tests benchmarks example_notebooks
