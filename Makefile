@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_tracking.py
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_sidebar.py
+	PATH=$(VENV)/bin:$$PATH $(PY) benchmarks/bench_serve.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check mlops_nb tests benchmarks example_notebooks
