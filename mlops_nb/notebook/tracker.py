@@ -679,7 +679,12 @@ class Tracker:
         return source_hash(repr(parts))
 
     def _note_definitions(self, raw: str) -> None:
-        """Before any cell: its top-level def/class statements, and what the names held."""
+        """Before any cell: its top-level def/class statements, and what the names held.
+
+        Only cache keys use them, and only pipeline runs key cells (``checkpointing``), so an
+        interactive kernel does not parse every cell a second time for them."""
+        if not self.checkpointing or ("def " not in raw and "class " not in raw):
+            return
         found = definitions_in(_strip_track_line(raw))
         if found:
             namespace = self.shell.user_ns
