@@ -487,7 +487,7 @@ class Run:
 
     def log_record(self, table: str, row: Mapping[str, Any]) -> None:
         """Journal one row for a record table (cells, datasets, lineage, artifacts, models)."""
-        self._store.append({"op": "row", "table": table, "row": dict(row)})
+        self.log.record(table, row)
 
     def detach(self) -> None:
         """Stop recording into a run owned by another process, without ending it."""
