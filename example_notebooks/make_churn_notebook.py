@@ -51,6 +51,7 @@ n_estimators: int = 200  # trees in the random forest
 max_depth: int = 8  # depth limit of each tree
 n_components: int = 10  # PCA components kept from the scaled features
 seed: int = 42  # random seed for data generation and models
+data_path: str = ""  # a CSV export of customers to use instead of the synthetic table
 """, tags=["parameters"]),
     markdown("ingest-md", """
 ## Ingest: the raw customer table
@@ -62,7 +63,8 @@ blanks, signup dates are strings, a few monthly charges are missing, and 188 row
 exported twice. Whether a customer churned depends on their contract, tenure, support
 calls and monthly charges, partly in non-linear ways (the first months are the riskiest,
 and fiber customers who keep calling support often leave), so there is a real pattern
-for a model to learn.
+for a model to learn. Given `data_path`, the notebook reads a CSV export with the same
+columns instead (this is how `mlops-nb monitor --retrain` feeds it new customers).
 """),
     code("ingest", """
 %%mlops track ingest
@@ -130,7 +132,8 @@ def make_customers(n_rows: int, rng: np.random.Generator) -> pd.DataFrame:
     })
 
 
-customers = make_customers(n_customers, rng)
+# a real export (e.g. new customers to retrain on) when given, else the synthetic table
+customers = pd.read_csv(data_path) if data_path else make_customers(n_customers, rng)
 # the export wrote some rows twice: distinct source rows, copied once each
 copied = rng.choice(len(customers), size=min(n_duplicates, len(customers)), replace=False)
 raw = pd.concat([customers, customers.iloc[copied]], ignore_index=True)

@@ -355,6 +355,56 @@ class Log:
         """The acceptance-gate conditions checked for a run (one row each), oldest first."""
         return self._store.read(lambda con: queries.gate_results(con, run_id))
 
+    # ------------------------------------------------------------------ monitoring
+    def profiles(
+        self,
+        *,
+        dataset_id: str | None = None,
+        model_name: str | None = None,
+        model_version: int | None = None,
+        kind: str | None = None,
+    ) -> pd.DataFrame:
+        """Stored reference profiles (what drift tests need of a reference), newest first."""
+        return self._store.read(lambda con: queries.profiles(
+            con, dataset_id=dataset_id, model_name=model_name, model_version=model_version,
+            kind=kind))  # fmt: skip
+
+    def drift_results(
+        self, model_name: str | None = None, check_id: str | None = None, since: Any = None
+    ) -> pd.DataFrame:
+        """Recorded drift tests (the ``drift`` view), newest check first."""
+        return self._store.read(
+            lambda con: queries.drift_results(
+                con, model_name=model_name, check_id=check_id, since=since
+            )
+        )
+
+    def performance(self, model_name: str | None = None, kind: str | None = None) -> pd.DataFrame:
+        """Recorded live performance per window (realized or estimated), oldest first."""
+        return self._store.read(
+            lambda con: queries.performance_results(con, model_name=model_name, kind=kind)
+        )
+
+    def monitor_events(self, model_name: str | None = None) -> pd.DataFrame:
+        """What ``mlops-nb monitor`` did and why, oldest first."""
+        return self._store.read(lambda con: queries.monitor_events(con, model_name))
+
+    def served_requests(
+        self, model_name: str, model_version: int | None = None, since: Any = None
+    ) -> pd.DataFrame:
+        """Answered requests of a served model (inputs/outputs as JSON text), oldest first."""
+        return self._store.read(
+            lambda con: queries.served_requests(con, model_name, model_version, since)
+        )
+
+    def labelled_predictions(
+        self, model_name: str, model_version: int | None = None, since: Any = None
+    ) -> pd.DataFrame:
+        """Served rows with a feedback label (prediction, label, when), oldest first."""
+        return self._store.read(
+            lambda con: queries.labelled_predictions(con, model_name, model_version, since)
+        )
+
     def cache_inputs(self, run_id: str, cell_seq: int) -> list[tuple[str, str]]:
         """(path, identity) of the files a cached cell read, as recorded with its checkpoints."""
         return self._store.read(lambda con: queries.cache_inputs(con, run_id, cell_seq))

@@ -25,12 +25,13 @@ from mlops_nb.log.sqltext import literal as _literal
 # Tables whose rows are journaled as-is (``{"op": "row", "table": ..., "row": {...}}``).
 ROW_TABLES = (
     "cells", "datasets", "lineage", "artifacts", "models", "environment", "notes", "schedules",
-    "checkpoints", "gate_results", "requests", "feedback",
+    "checkpoints", "gate_results", "requests", "feedback", "profiles", "drift", "performance",
+    "monitor_events",
 )  # fmt: skip
 # Registry records, applied one by one in journal order (a version is numbered, an alias moved
 # and its history written inside the merge's transaction, so concurrent writers cannot race).
 REGISTRY_OPS = ("model_version", "alias")
-_TIME_FIELDS = ("start_time", "end_time", "created_at")
+_TIME_FIELDS = ("start_time", "end_time", "created_at", "window_start", "window_end")
 _RUN_COLUMNS = (
     "run_id", "experiment", "name", "status", "start_time", "end_time", "user_name", "host",
     "pid", "source", "notebook_path", "notebook_hash", "git_commit", "git_dirty",

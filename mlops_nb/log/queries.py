@@ -238,3 +238,95 @@ def gate_results(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
         "WHERE run_id = ? ORDER BY created_at, gate_id",
         [run_id],
     ).df()
+
+
+# ---------------------------------------------------------------------- monitoring
+def _where(filters: dict[str, object]) -> tuple[str, list[object]]:
+    """`` WHERE a = ? AND ...`` for the filters that are given (None means any)."""
+    given = {column: value for column, value in filters.items() if value is not None}
+    if not given:
+        return "", []
+    return " WHERE " + " AND ".join(f"{column} = ?" for column in given), list(given.values())
+
+
+def profiles(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    dataset_id: str | None,
+    model_name: str | None,
+    model_version: int | None,
+    kind: str | None,
+) -> pd.DataFrame:
+    """Stored reference profiles, newest first (``profile`` is JSON text)."""
+    where, args = _where({
+        "dataset_id": dataset_id, "model_name": model_name, "model_version": model_version,
+        "kind": kind,
+    })  # fmt: skip
+    return con.execute(f"SELECT * FROM profiles{where} ORDER BY created_at DESC", args).df()
+
+
+def drift_results(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    model_name: str | None,
+    check_id: str | None,
+    since: object | None,
+) -> pd.DataFrame:
+    """Drift test results, newest check first, columns in the order they were tested."""
+    where, args = _where({"model_name": model_name, "check_id": check_id})
+    if since is not None:
+        where += (" AND" if where else " WHERE") + ' "when" >= ?'
+        args.append(since)
+    return con.execute(f'SELECT * FROM drift{where} ORDER BY "when" DESC, check_id', args).df()
+
+
+def performance_results(
+    con: duckdb.DuckDBPyConnection, *, model_name: str | None, kind: str | None
+) -> pd.DataFrame:
+    """Live performance per window (realized or estimated), oldest window first."""
+    where, args = _where({"model_name": model_name, "kind": kind})
+    return con.execute(f"SELECT * FROM performance{where} ORDER BY window_start, metric", args).df()
+
+
+def monitor_events(con: duckdb.DuckDBPyConnection, model_name: str | None) -> pd.DataFrame:
+    """What ``mlops-nb monitor`` did, oldest first."""
+    where, args = _where({"model_name": model_name})
+    return con.execute(f"SELECT * FROM monitor_events{where} ORDER BY created_at", args).df()
+
+
+def served_requests(
+    con: duckdb.DuckDBPyConnection,
+    model_name: str,
+    model_version: int | None,
+    since: object | None,
+) -> pd.DataFrame:
+    """Answered requests of a model (inputs and outputs as JSON text), oldest first."""
+    where, args = _where({"model_name": model_name, "model_version": model_version})
+    where += " AND status = 200"
+    if since is not None:
+        where += " AND created_at >= ?"
+        args.append(since)
+    return con.execute(
+        "SELECT request_id, model_version, created_at, inputs, outputs FROM requests"
+        f"{where} ORDER BY created_at",
+        args,
+    ).df()
+
+
+def labelled_predictions(
+    con: duckdb.DuckDBPyConnection,
+    model_name: str,
+    model_version: int | None,
+    since: object | None,
+) -> pd.DataFrame:
+    """Served rows that received a feedback label: request, row, prediction, label, when."""
+    where, args = _where({"model_name": model_name, "model_version": model_version})
+    where += " AND label IS NOT NULL"
+    if since is not None:
+        where += " AND created_at >= ?"
+        args.append(since)
+    return con.execute(
+        "SELECT request_id, row_index, model_version, created_at, prediction, label, outputs "
+        f"FROM predictions{where} ORDER BY created_at, request_id, row_index",
+        args,
+    ).df()

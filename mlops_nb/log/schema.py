@@ -16,7 +16,7 @@ import duckdb
 
 from mlops_nb.log import wide
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _V1: list[Step] = [
     "CREATE SCHEMA IF NOT EXISTS store",
@@ -176,13 +176,46 @@ _V7: list[Step] = [
         WHERE r.status = 200""",
 ]
 
+_V8: list[Step] = [
+    # what drift tests need of a reference, kept so drift can be computed without the raw data:
+    # kind 'inputs' (a training dataset version), 'predictions' (a model's outputs on its
+    # evaluation data), 'evaluation' (evaluation probabilities and labels, for estimation)
+    """CREATE TABLE store.profiles (
+        profile_id VARCHAR, dataset_id VARCHAR, run_id VARCHAR, name VARCHAR,
+        model_name VARCHAR, model_version INTEGER, kind VARCHAR, n_rows BIGINT,
+        profile VARCHAR, created_at TIMESTAMP)""",
+    # one row per column tested, plus a 'dataset' row (share of drifted columns) per check
+    """CREATE TABLE store.drift (
+        check_id VARCHAR, model_name VARCHAR, model_version INTEGER, reference VARCHAR,
+        current VARCHAR, target VARCHAR, column_name VARCHAR, column_type VARCHAR,
+        method VARCHAR, score DOUBLE, threshold DOUBLE, drifted BOOLEAN, exact BOOLEAN,
+        n_reference BIGINT, n_current BIGINT, created_at TIMESTAMP)""",
+    # live performance: realized (from feedback labels) or estimated (before labels arrive)
+    """CREATE TABLE store.performance (
+        check_id VARCHAR, model_name VARCHAR, model_version INTEGER, kind VARCHAR,
+        metric VARCHAR, value DOUBLE, baseline DOUBLE, window_start TIMESTAMP,
+        window_end TIMESTAMP, n_rows BIGINT, created_at TIMESTAMP)""",
+    # what `mlops-nb monitor` did and why (checked, retrained, gated, promoted)
+    """CREATE TABLE store.monitor_events (
+        event_id VARCHAR, model_name VARCHAR, alias VARCHAR, step VARCHAR, outcome VARCHAR,
+        reason VARCHAR, run_id VARCHAR, check_id VARCHAR, from_version INTEGER,
+        to_version INTEGER, detail VARCHAR, created_at TIMESTAMP)""",
+    "CREATE OR REPLACE VIEW profiles AS SELECT * FROM store.profiles",
+    """CREATE OR REPLACE VIEW drift AS SELECT check_id, created_at AS "when", model_name,
+        model_version, reference, current, target, column_name AS "column", column_type,
+        method, score, threshold, drifted, exact, n_reference, n_current FROM store.drift""",
+    "CREATE OR REPLACE VIEW performance AS SELECT * FROM store.performance",
+    "CREATE OR REPLACE VIEW monitor_events AS SELECT * FROM store.monitor_events",
+]
+
 Step = str | Callable[[duckdb.DuckDBPyConnection], None]
-MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
+MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8}
 
 STABLE_VIEWS = (
     "runs", "params", "metrics", "cells", "datasets", "lineage", "artifacts", "models",
     "environment", "notes", "schedules", "checkpoints", "model_versions", "model_aliases",
-    "alias_history", "gate_results", "requests", "feedback", "predictions",
+    "alias_history", "gate_results", "requests", "feedback", "predictions", "profiles", "drift",
+    "performance", "monitor_events",
 )  # fmt: skip
 
 
