@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -376,6 +377,74 @@ def _systemd_unquote(word: str) -> str:
     return re.sub(r"\\(.)|%%|\$\$", lambda m: m[1] or m[0][0], word[1:-1])
 
 
+MONITOR = ["churn@champion", "--requests", "--since", "1d", "--retrain", "churn.ipynb", "-p",
+           "data_path", "new data/customers 100% $HOME.csv", "--promote-if",
+           "accuracy >= champion - 0.01"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory) -> Scheduled:
+    """``mlops-nb monitor`` with retraining scheduled on every target."""
+    project = tmp_path_factory.mktemp("monitored")
+    shutil.copy(CHURN, project / "churn.ipynb")
+    scheduled = Scheduled(project, "monitor-churn", project / ".mlops" / "log.duckdb")
+    started = {}
+    for target in TARGETS:
+        scheduled.out[target] = project / "schedules" / target
+        args = ["schedule", "--monitor", shlex.join(MONITOR), "--cron", "*/30 * * * *",
+                "--target", target, "--out", str(scheduled.out[target])]  # fmt: skip
+        started[target] = _start_cli(args, project)
+    for target, process in started.items():
+        result = _finished(process)
+        assert result.returncode == 0, f"{target}: {result.stderr}"
+        scheduled.stdout[target] = result.stdout
+    return scheduled
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_target_can_run_the_monitor_command(target, monitored, tmp_path, request):
+    if target == "cron":
+        script = monitored.out["cron"] / "run-monitor-churn.sh"
+        commands = [(str(script), {})]
+    else:
+        commands = _commands(target, monitored, request)
+    calls = []
+    for command, env in commands:
+        calls += _run_shell(command, monitored.project, tmp_path, **env)
+    runs = [call for call in calls if call["program"] == "mlops-nb"]
+    assert [run["argv"] for run in runs] == [["monitor", *MONITOR]]
+    written = [p for p in monitored.out[target].rglob("*") if p.suffix != ".dockerignore"]
+    written = [path for path in written if path.is_file()]
+    assert all("mlops-nb monitor churn@champion" in path.read_text() for path in written)
+
+
+def test_monitor_schedules_are_recorded_and_checked_when_written(monitored, tmp_path):
+    import mlops_nb
+
+    log = mlops_nb.open_log(monitored.log, create=False)
+    recorded = log.schedules()
+    assert set(recorded["notebook_path"]) == {"monitor:churn@champion"}
+    assert sorted(recorded["target"]) == sorted(TARGETS)
+    shutil.copy(CHURN, tmp_path / "churn.ipynb")
+    refused = {
+        "a notebook too": (["churn.ipynb", "--monitor", "churn@champion --requests"],
+                           "with --monitor, give the notebook"),
+        "bad option": (["--monitor", "churn@champion --requests --bogus"], "--bogus"),
+        "no data": (["--monitor", "churn@champion"], "--current"),
+        "bad -p": (["--monitor", "churn@champion --requests --retrain churn.ipynb -p seed x "
+                    "--promote-if 'accuracy >= 0.5'"], "seed"),
+        "no notebook": (["--monitor", "churn@champion --requests --retrain gone.ipynb"],
+                        "no notebook at gone.ipynb"),
+    }  # fmt: skip
+    for case, (args, expected) in refused.items():
+        command = ["schedule", *args, "--cron", "0 * * * *", "--target", "cron", "--out", "s"]
+        result = _finished(_start_cli(command, tmp_path))
+        assert result.returncode == 2, case
+        assert result.stderr.startswith("mlops-nb schedule: ") and expected in result.stderr, (
+            case, result.stderr)  # fmt: skip
+        assert not (tmp_path / "s").exists()
+
+
 @pytest.mark.parametrize("target", [t for t in TARGETS if t != "cron"])
 def test_every_target_runs_the_checked_parameters(target, churn, tricky, tmp_path, request):
     for scheduled, expected, options in (
@@ -575,10 +644,10 @@ print(json.dumps(found))
 
 
 @pytest.fixture(scope="module")
-def airflow_dags(churn, tricky, tmp_path_factory) -> dict:
-    """Both projects' DAG files as a real Airflow DagBag reads them."""
+def airflow_dags(churn, tricky, monitored, tmp_path_factory) -> dict:
+    """The projects' DAG files as a real Airflow DagBag reads them."""
     dags = tmp_path_factory.mktemp("dags")
-    for scheduled in (churn, tricky):
+    for scheduled in (churn, tricky, monitored):
         for dag in scheduled.out["airflow"].glob("*_dag.py"):
             shutil.copy(dag, dags / dag.name)
     env = {

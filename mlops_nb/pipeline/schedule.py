@@ -55,16 +55,30 @@ class WrittenSchedule:
 
 def schedule_from_cli(args: argparse.Namespace) -> int:
     """``mlops-nb schedule``: check everything, write the target's files, record the schedule."""
-    notebook = Path(args.notebook)
-    if not notebook.is_file():
-        raise ScheduleError(f"no notebook at {args.notebook}")
-    file_values = load_values_file(args.file) if args.file else None
     project = Path.cwd()
-    written = write_schedule(
-        notebook, args.cron, args.target, [tuple(pair) for pair in args.parameter], file_values,
-        out=Path(args.out), project=project, experiment=args.experiment, image=args.image,
-        log_path=getattr(args, "log", None),
-    )  # fmt: skip
+    monitor = getattr(args, "monitor", None)
+    if monitor is not None:
+        if args.notebook or args.parameter or args.file or args.experiment:
+            raise ScheduleError(
+                "with --monitor, give the notebook and its -p values inside the monitor "
+                'command: --monitor "churn@champion --requests --retrain NB -p NAME VALUE"'
+            )
+        written = write_monitor_schedule(
+            monitor, args.cron, args.target, out=Path(args.out), project=project,
+            image=args.image, log_path=getattr(args, "log", None),
+        )  # fmt: skip
+    else:
+        if not args.notebook:
+            raise ScheduleError('give the NOTEBOOK to schedule, or --monitor "NAME@ALIAS ..."')
+        notebook = Path(args.notebook)
+        if not notebook.is_file():
+            raise ScheduleError(f"no notebook at {args.notebook}")
+        file_values = load_values_file(args.file) if args.file else None
+        written = write_schedule(
+            notebook, args.cron, args.target, [tuple(p) for p in args.parameter], file_values,
+            out=Path(args.out), project=project, experiment=args.experiment, image=args.image,
+            log_path=getattr(args, "log", None),
+        )  # fmt: skip
     for path in written.files:
         print(f"wrote {_relative(path, project)}")
     print("next runs (this machine's time zone):")
@@ -96,42 +110,120 @@ def write_schedule(
     """
     import mlops_nb
 
-    target = TARGETS.get(target_name)
-    if target is None:
-        raise ScheduleError(f"unknown target {target_name!r}; known: {', '.join(TARGETS)}")
-    if image and not target.image:
-        takes = ", ".join(name for name, t in TARGETS.items() if t.image)
-        raise ScheduleError(f"--image is for the {takes} targets, not {target_name}")
+    _target(target_name, image)
     cron = check_cron(cron)
-    upcoming = next_run_times(cron)
-    try:
-        declared = load_parameters(notebook)
-    except (OSError, ValueError) as error:
-        raise ScheduleError(f"cannot read {notebook}: {error}") from None
-    checked = resolve(declared, pairs or [], values)
-
+    upcoming = next_run_times(cron)  # refuses a cron that never fires, before anything is written
+    checked = _checked_values(notebook, pairs or [], values)
     log = mlops_nb.open_log(log_path)
     job = Job(
         name=job_name(notebook),
         notebook=_relative(notebook.absolute(), project),
         project=project,
         cron=cron,
-        pairs=parameter_pairs(declared, checked),
+        pairs=parameter_pairs(load_parameters(notebook), checked),
         experiment=experiment,
         image=image,
         log=log.path,
         bin_dir=_mlops_nb_dir(),
         out=out if out.is_absolute() else project / out,
     )
+    return _write_job(job, target_name, log, checked, upcoming)
+
+
+def write_monitor_schedule(
+    command: str,
+    cron: str,
+    target_name: str,
+    *,
+    out: Path,
+    project: Path,
+    image: str | None = None,
+    log_path: str | os.PathLike[str] | None = None,
+) -> WrittenSchedule:
+    """Schedule ``mlops-nb monitor COMMAND`` like a pipeline run; the command's options (and
+    the retraining notebook's -p values) are checked now, not at 3 a.m."""
+    import mlops_nb
+    from mlops_nb.monitor.options import add_arguments
+
+    _target(target_name, image)
+    cron = check_cron(cron)
+    upcoming = next_run_times(cron)
+    try:
+        words = shlex.split(command)
+    except ValueError as error:
+        raise ScheduleError(f"--monitor: {error}") from None
+    parser = _QuietParser(prog="mlops-nb monitor", add_help=False)
+    add_arguments(parser)
+    try:
+        options = parser.parse_args(words)
+    except ValueError as error:
+        raise ScheduleError(f"--monitor: {error}") from None
+    notebook = ""
+    if options.retrain:
+        retrain = Path(options.retrain)
+        if not retrain.is_file():
+            raise ScheduleError(f"--monitor: no notebook at {options.retrain} (--retrain)")
+        _checked_values(retrain, [tuple(p) for p in options.parameter], None)
+        notebook = _relative(retrain.absolute(), project)
+    words.remove(options.ref)  # the model first, as the files and the log name it
+    words.insert(0, options.ref)
+    model = options.ref.split("@")[0].split(":")[0]
+    log = mlops_nb.open_log(log_path)
+    job = Job(
+        name=job_name(f"monitor-{model}"), notebook=notebook, project=project, cron=cron,
+        pairs=[], experiment=None, image=image, log=log.path, bin_dir=_mlops_nb_dir(),
+        out=out if out.is_absolute() else project / out, action=("monitor", *words),
+    )  # fmt: skip
+    checked = {"command": "monitor " + shlex.join(words)}
+    return _write_job(job, target_name, log, checked, upcoming)
+
+
+def _target(target_name: str, image: str | None) -> Target:
+    target = TARGETS.get(target_name)
+    if target is None:
+        raise ScheduleError(f"unknown target {target_name!r}; known: {', '.join(TARGETS)}")
+    if image and not target.image:
+        takes = ", ".join(name for name, t in TARGETS.items() if t.image)
+        raise ScheduleError(f"--image is for the {takes} targets, not {target_name}")
+    return target
+
+
+def _checked_values(
+    notebook: Path, pairs: list[tuple[str, str]], values: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    try:
+        declared = load_parameters(notebook)
+    except (OSError, ValueError) as error:
+        raise ScheduleError(f"cannot read {notebook}: {error}") from None
+    return resolve(declared, pairs, values)
+
+
+class _QuietParser(argparse.ArgumentParser):
+    """Raises instead of printing usage and exiting: the error becomes one ScheduleError."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ValueError(message)
+
+
+def _write_job(
+    job: Job,
+    target_name: str,
+    log: Any,
+    checked: Mapping[str, Any],
+    upcoming: list[datetime],
+) -> WrittenSchedule:
+    """Write the target's files for ``job`` and record the schedule in the log."""
+    target = TARGETS[target_name]
+    project = job.project
     written = _write_files(job.out, target.write(job))
     files = [str(path) for path in written]
-    log.add_schedule(job.notebook, cron, target_name, checked, str(job.out), files)
+    log.add_schedule(job.scheduled, job.cron, target_name, checked, str(job.out), files)
     log.close()
     note = None
-    if not target.local and Path(job.notebook).is_absolute():
+    if not target.local and job.notebook and Path(job.notebook).is_absolute():
         note = f"{job.notebook} is outside {project}, the folder {target_name} runs from"
     how = target.install.format(
-        out=_relative(job.out, project), out_abs=job.out, name=job.name, cron=cron
+        out=_relative(job.out, project), out_abs=job.out, name=job.name, cron=job.cron
     )
     return WrittenSchedule(written, upcoming, how, note)
 
@@ -296,9 +388,12 @@ class Job:
     log: Path  # the log this schedule is recorded in; runs on this machine write there too
     bin_dir: str | None  # the folder of this mlops-nb, put on PATH by targets on this machine
     out: Path  # where the files are written (some name each other by absolute path)
+    action: tuple[str, ...] = ()  # another mlops-nb command instead of `run` (e.g. monitor)
 
     def command(self, outputs: str, program: str = "mlops-nb") -> str:
         """``mlops-nb run`` as one shell line; the output notebook is named by its start time."""
+        if self.action:
+            return shlex.join([program, *self.action])
         words = [program, "run", self.notebook]
         for name, text in self.pairs:
             words += ["-p", name, text]
@@ -324,9 +419,20 @@ class Job:
         needs = " -r requirements.txt" if (self.project / "requirements.txt").is_file() else ""
         return f"pip install mlops-nb=={__version__}{needs}"
 
+    @property
+    def what(self) -> str:
+        """What the files run, in words: the notebook, or the mlops-nb command."""
+        return shlex.join(["mlops-nb", *self.action[:2]]) if self.action else self.notebook
+
+    @property
+    def scheduled(self) -> str:
+        """What the log records as scheduled: the notebook, or ``monitor:NAME@ALIAS``."""
+        return f"monitor:{self.action[1]}" if self.action else self.notebook
+
     def header(self, comment: str) -> str:
         """The first line of every generated file: what it runs, and when."""
-        return f"{comment} Runs {self.notebook} with mlops-nb on the cron schedule {self.cron!r}."
+        what = f"`{self.what}`" if self.action else f"{self.notebook} with mlops-nb"
+        return f"{comment} Runs {what} on the cron schedule {self.cron!r}."
 
 
 def job_name(notebook: str | os.PathLike[str]) -> str:
@@ -443,7 +549,7 @@ def _systemd(job: Job) -> dict[str, str]:
 # Written by `mlops-nb schedule`; started by {job.name}.timer. Output goes to the journal:
 #   journalctl --user -u {job.name}.service
 [Unit]
-Description=Run {_systemd_text(job.notebook)} with mlops-nb
+Description=Run {_systemd_text(job.what)} with mlops-nb
 
 [Service]
 Type=oneshot
@@ -490,7 +596,7 @@ def _airflow(job: Job) -> dict[str, str]:
     if any(mark in command for mark in ("{{", "{%", "{#")):  # bash_command is a Jinja template
         command = "{% raw %}" + command + "{% endraw %}"
     env = {"MLOPS_NB_LOG": str(job.log), "PATH": job.local_path}
-    dag = f'''"""Runs {job.notebook} with mlops-nb on the cron schedule {job.cron!r}.
+    dag = f'''"""Runs {job.what} with mlops-nb on the cron schedule {job.cron!r}.
 
 Written by `mlops-nb schedule`. Copy it into $AIRFLOW_HOME/dags. The task runs in
 {job.project}, so the workers must see that folder and the mlops-nb named on PATH below.
