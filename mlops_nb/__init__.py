@@ -53,12 +53,15 @@ def register_model(
     alias: str | None = None,
     description: str | None = None,
     tags: Mapping[str, Any] | None = None,
+    labels: str | None = None,
 ) -> dict[str, Any]:
     """Assemble ``steps`` + ``model`` fitted in a run into one pipeline, prove it reproduces
     the run's recorded predictions, and register it as the next version of ``name``.
 
     Without ``run``, inside a notebook: the active run, with the objects taken from the
     caller's namespace. Elsewhere, the run's saved values (a run made with ``mlops-nb run``).
+    ``labels`` names the evaluation labels (e.g. ``"y_test"``) when they cannot be found; they
+    let monitoring estimate performance before live labels arrive.
     """
     import sys
 
@@ -75,7 +78,7 @@ def register_model(
             namespace = sys._getframe(1).f_globals  # the notebook's namespace when called there
     return register(
         log or open_log(), name, run=run, model=model, steps=steps, namespace=namespace,
-        verify=verify, description=description, tags=tags, alias=alias,
+        verify=verify, description=description, tags=tags, alias=alias, labels=labels,
     )  # fmt: skip
 
 

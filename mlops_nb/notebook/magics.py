@@ -223,7 +223,7 @@ class MlopsMagics(Magics):
         record = register_model(
             tracker.log, args.name, run=tracker.run.run_id, model=args.model, steps=steps,
             namespace=self.shell.user_ns, verify=not args.no_verify,
-            description=args.description, alias=args.alias,
+            description=args.description, alias=args.alias, labels=args.labels,
         )  # fmt: skip
         print(registered_text(record))
 

@@ -25,7 +25,13 @@ import numpy as np
 import pandas as pd
 
 from mlops_nb.capture import data as capture_data
-from mlops_nb.registry.register import RegistryError, register_pipeline
+from mlops_nb.registry.register import (
+    EvaluationData,
+    RegistryError,
+    describe_outputs,
+    register_pipeline,
+    warn,
+)
 from mlops_nb.registry.signature import signature_from_frame, signature_from_record
 
 MAX_STEPS = 10
@@ -76,8 +82,13 @@ def register_model(
     description: str | None = None,
     tags: Mapping[str, Any] | None = None,
     alias: str | None = None,
+    labels: str | None = None,
 ) -> dict[str, Any]:
-    """Assemble, verify and register; returns the new version's record."""
+    """Assemble, verify and register; returns the new version's record.
+
+    ``labels`` names the true labels of the evaluation data (found in the run when not given):
+    registration keeps a sample of them with the predictions, for performance monitoring.
+    """
     record = log.run(run or "latest")
     values = Values(log, record, namespace)
     rows = _model_rows(record)
@@ -94,15 +105,18 @@ def register_model(
     verification = verify_pipeline(pipeline, record, values, chain, model) if verify else {
         "verified": False, "reason": "registered without verification"}  # fmt: skip
     first = rows[(chain or [model])[0]]
+    training, frame = _training_data(record, values, first)
+    evaluation = _evaluation_data(record, values, pipeline, chain, model, verification, labels)
     parts = [
         {"name": step, "class_name": rows[step].get("class_name"),
          "sha256": rows[step].get("artifact_sha256")}
         for step in [*chain, model]
     ]  # fmt: skip
     return register_pipeline(
-        log, name, pipeline, signature=_signature(record, values, first), run_id=record.run_id,
-        model_var=model, steps=chain, parts=parts, verification=verification,
-        description=description, tags=tags, alias=alias,
+        log, name, pipeline, signature=_signature(training, frame, first), training_frame=frame,
+        training_dataset=training, evaluation=evaluation, run_id=record.run_id, model_var=model,
+        steps=chain, parts=parts, verification=verification, description=description, tags=tags,
+        alias=alias,
     )  # fmt: skip
 
 
@@ -208,7 +222,7 @@ def _evaluation_pairs(
     }
     predictions = [
         d for d in datasets
-        if d["cell_seq"] == d["cell_seq"] and (int(d["cell_seq"]), d["dataset_id"]) in written
+        if pd.notna(d["cell_seq"]) and (int(d["cell_seq"]), d["dataset_id"]) in written
         and model in reads.get(int(d["cell_seq"]), set()) and int(d["n_cols"]) == 1
     ]  # fmt: skip
     first_row = _model_rows(record)[first]
@@ -225,6 +239,96 @@ def _evaluation_pairs(
                 if pair not in pairs and values.has(pair[0]):
                     pairs.append(pair)
     return pairs
+
+
+def _evaluation_data(
+    record: Any,
+    values: Values,
+    pipeline: Any,
+    chain: list[str],
+    model: str,
+    verification: Mapping[str, Any],
+    labels: str | None,
+) -> EvaluationData | None:
+    """The evaluation input the pipeline was verified on (or would be) and its true labels,
+    for the monitoring baseline; None, with a warning, when they cannot be found."""
+    try:
+        input_name = verification.get("input") if verification.get("verified") else None
+        if input_name is None:
+            pairs = _evaluation_pairs(record, values, chain[0] if chain else model, model)
+            input_name = pairs[0][0] if pairs else None
+        if input_name is None:
+            warn(f"no evaluation data of {model!r} found in run {record.run_id[:8]}: no "
+                 "performance baseline kept for monitoring")  # fmt: skip
+            return None
+        frame = values.get(input_name)
+        dataset = _latest_dataset(record, input_name)
+        labels_name = labels or _labels_name(record, values, pipeline, model, input_name)
+        if labels_name is not None and not values.has(labels_name):
+            warn(f"run {record.run_id[:8]} kept no value of {labels_name!r} (--labels)")
+            labels_name = None
+        if labels_name is None:
+            warn(f"no labels found for {input_name} (pass --labels VAR): performance can be "
+                 "measured once feedback arrives, not estimated before")  # fmt: skip
+        return EvaluationData(
+            frame, values.get(labels_name) if labels_name else None, input_name, labels_name,
+            None if dataset is None else str(dataset["dataset_id"]),
+        )  # fmt: skip
+    except Exception as error:  # noqa: BLE001 - monitoring extras never fail a registration
+        why = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        warn(f"no evaluation data kept for monitoring ({why})")
+        return None
+
+
+def _labels_name(
+    record: Any, values: Values, pipeline: Any, model: str, input_name: str
+) -> str | None:
+    """The true labels of the evaluation input: a one-column dataset of the run with as many
+    rows, not written by a cell that reads the model (that would be its predictions), whose
+    values are the model's classes; ``X_test`` prefers ``y_test``, else the latest."""
+    inputs = _latest_dataset(record, input_name)
+    if inputs is None:
+        return None
+    reading_model = {
+        int(row.cell_seq)
+        for row in record.cells.itertuples()
+        if model in (json.loads(row.reads) if isinstance(row.reads, str) else [])
+    }
+    by_model = {
+        str(r.dataset_id) for r in record.lineage.itertuples()
+        if r.direction == "out" and pd.notna(r.cell_seq) and int(r.cell_seq) in reading_model
+    }  # fmt: skip
+    latest: dict[str, dict[str, Any]] = {}
+    for dataset in record.datasets.to_dict(orient="records"):
+        latest[str(dataset["name"])] = dataset  # the last version of each name
+    suffix = input_name.split("_", 1)[1] if "_" in input_name else None
+    candidates = sorted(
+        (
+            name.split("_", 1)[-1] != suffix if suffix else True,  # same suffix first
+            -(int(d["cell_seq"]) if pd.notna(d["cell_seq"]) else 0),  # then the latest
+            name,
+        )
+        for name, d in latest.items()
+        if name != input_name and int(d["n_cols"]) == 1
+        and int(d["n_rows"]) == int(inputs["n_rows"]) and str(d["dataset_id"]) not in by_model
+    )  # fmt: skip
+    classes = describe_outputs(pipeline).get("classes")
+    for *_, name in candidates:
+        if not values.has(name):
+            continue
+        if classes:
+            from mlops_nb.monitor.performance import class_indices
+
+            found = np.asarray(values.get(name)).ravel()
+            if np.mean(class_indices(found, classes) >= 0) < 0.5:
+                continue  # not labels of this classifier
+        return name
+    return None
+
+
+def _latest_dataset(record: Any, name: str) -> dict[str, Any] | None:
+    found = record.datasets[record.datasets["name"] == name]
+    return None if found.empty else found.iloc[-1].to_dict()
 
 
 def _same_kind(predictions: dict[str, Any], predicted: Any) -> bool:
@@ -255,21 +359,27 @@ def _first_difference(values: Values, name: str, predicted: Any) -> str:
     return f" (first difference at row {row}: notebook {recorded[row]!r}, pipeline {ours[row]!r})"
 
 
-def _signature(record: Any, values: Values, first: dict[str, Any]):
-    """From the data the first step was fitted on: the frame itself when at hand (exact
-    categories), else its recorded schema and stats."""
+def _training_data(
+    record: Any, values: Values, first: dict[str, Any]
+) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """The recorded dataset the first step was fitted on, and the frame itself when at hand."""
     fit_id = first.get("fit_dataset_id")
     found = record.datasets[record.datasets["dataset_id"] == fit_id] if fit_id else None
     if found is None or found.empty:
         raise RegistryError(
             f"no record of the data {first['name']!r} was fitted on: cannot describe the inputs"
         )
-    dataset = found.iloc[-1]
-    if values.has(str(dataset["name"])):
-        frame = values.get(str(dataset["name"]))
-        if isinstance(frame, pd.DataFrame):
-            wanted = first.get("feature_names") or list(frame.columns)
-            return signature_from_frame(frame[[c for c in wanted if c in frame.columns]])
+    dataset = found.iloc[-1].to_dict()
+    frame = values.get(str(dataset["name"])) if values.has(str(dataset["name"])) else None
+    return dataset, frame if isinstance(frame, pd.DataFrame) else None
+
+
+def _signature(dataset: dict[str, Any], frame: pd.DataFrame | None, first: dict[str, Any]):
+    """From the data the first step was fitted on: the frame itself when at hand (exact
+    categories), else its recorded schema and stats."""
+    if frame is not None:
+        wanted = first.get("feature_names") or list(frame.columns)
+        return signature_from_frame(frame[[c for c in wanted if c in frame.columns]])
     schema = json.loads(dataset["schema"]) if isinstance(dataset["schema"], str) else {}
     stats = json.loads(dataset["stats"]) if isinstance(dataset["stats"], str) else {}
     wanted = first.get("feature_names") or list(schema)

@@ -84,6 +84,10 @@ def add_register_options(register: argparse.ArgumentParser) -> None:
     register.add_argument("--alias", metavar="ALIAS", help="point this alias at the new version")
     register.add_argument("--description", metavar="TEXT")
     register.add_argument("--no-verify", action="store_true", help="skip the prediction check")
+    register.add_argument(
+        "--labels", metavar="VAR", help="the true labels of the evaluation data, kept for "
+        "performance monitoring (default: found in the run, e.g. y_test)",
+    )  # fmt: skip
 
 
 def models_from_cli(args: argparse.Namespace, log: Any, render: Any) -> int:
@@ -110,6 +114,7 @@ def models_from_cli(args: argparse.Namespace, log: Any, render: Any) -> int:
         record = register_model(
             log, args.name, run=args.run, model=args.model, steps=steps,
             verify=not args.no_verify, description=args.description, alias=args.alias,
+            labels=args.labels,
         )  # fmt: skip
         print(registered_text(record))
     elif action == "alias":

@@ -7,8 +7,13 @@ it reproduces the notebook's predictions before anything is registered.
 
 from __future__ import annotations
 
+import json
+import sys
 import tempfile
+import time
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,18 @@ class RegistryError(MlopsError):
     """A registration or alias move that cannot be done (one line saying why)."""
 
 
+@dataclass
+class EvaluationData:
+    """The data a model was evaluated on, kept (sampled) as the baseline monitoring compares
+    live traffic with: inputs, and the true labels when known."""
+
+    frame: Any
+    labels: Any = None
+    name: str | None = None  # the variable names, for the record
+    labels_name: str | None = None
+    dataset_id: str | None = None
+
+
 def register_pipeline(
     log: Any,
     name: str,
@@ -32,6 +49,8 @@ def register_pipeline(
     *,
     signature: Signature | None = None,
     training_frame: pd.DataFrame | None = None,
+    training_dataset: Mapping[str, Any] | None = None,
+    evaluation: EvaluationData | None = None,
     run_id: str | None = None,
     model_var: str | None = None,
     steps: list[str] | None = None,
@@ -44,7 +63,10 @@ def register_pipeline(
     """Save ``pipeline`` (skops), record a new version of ``name`` and return its record.
 
     The signature comes from ``signature`` or the data it was trained on; metrics and package
-    versions from the source run when there is one.
+    versions from the source run when there is one. For monitoring, the profile of the training
+    data (``training_frame``, else the recorded ``training_dataset``) and a sample of the
+    ``evaluation`` data's predictions are kept in the ``profiles`` table; failing to keep them
+    warns and never fails the registration.
     """
     import re
 
@@ -55,6 +77,7 @@ def register_pipeline(
             raise RegistryError("give the training data (or a signature) to describe the inputs")
         signature = signature_from_frame(training_frame)
     sha, fmt = _save(pipeline, log.artifacts_dir)
+    outputs = describe_outputs(pipeline)
     metrics, packages = {}, {}
     if run_id:
         record = log.run(run_id)
@@ -69,10 +92,12 @@ def register_pipeline(
     number = log.add_model_version({
         "name": name, "run_id": run_id, "model_var": model_var, "steps": steps or [],
         "parts": parts or [], "artifact_sha256": sha, "format": fmt,
-        "signature": signature.to_dict(), "outputs": describe_outputs(pipeline),
+        "signature": signature.to_dict(), "outputs": outputs,
         "metrics": metrics, "packages": packages, "verification": dict(verification or {}),
         "description": description, "tags": {str(k): str(v) for k, v in (tags or {}).items()},
     })  # fmt: skip
+    keep_for_monitoring(log, name, number, run_id, pipeline, outputs, signature, training_frame,
+                        training_dataset, evaluation)  # fmt: skip
     if alias:
         log.move_alias(name, alias, number, reason="registered")
     found = log.model_version(name, number)
@@ -94,6 +119,131 @@ def describe_outputs(pipeline: Any) -> dict[str, Any]:
     else:
         outputs["task"] = "regression"
     return outputs
+
+
+def keep_for_monitoring(
+    log: Any,
+    name: str,
+    version: int,
+    run_id: str | None,
+    pipeline: Any,
+    outputs: Mapping[str, Any],
+    signature: Signature,
+    training_frame: pd.DataFrame | None,
+    training_dataset: Mapping[str, Any] | None,
+    evaluation: EvaluationData | None,
+) -> None:
+    """Record the 'inputs' and 'evaluation' profiles of a new version (what drift and
+    performance monitoring compare with); whatever cannot be kept is one warning line."""
+    builders = {
+        "inputs": lambda: _inputs_profile(log, signature, training_frame, training_dataset),
+        "evaluation": lambda: _evaluation_profile(pipeline, outputs, evaluation),
+    }
+    for kind, build in builders.items():
+        try:
+            found = build()
+            if found is None:
+                continue
+            dataset_id, dataset_name, profile = found
+            log.record("profiles", {
+                "profile_id": uuid.uuid4().hex, "dataset_id": dataset_id, "run_id": run_id,
+                "name": dataset_name, "model_name": name, "model_version": int(version),
+                "kind": kind, "n_rows": int(profile.get("n_rows", 0)), "profile": profile,
+                "created_at": time.time(),
+            })  # fmt: skip
+        except Exception as error:  # noqa: BLE001 - monitoring extras never fail a registration
+            text = str(error).strip().splitlines()
+            why = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+            warn(f"{name}:{version}: no {kind} profile kept for monitoring ({why})")
+
+
+def warn(message: str) -> None:
+    """One line on stderr: registration goes on."""
+    print(f"mlops-nb register: warning: {message}", file=sys.stderr)
+
+
+def _inputs_profile(
+    log: Any,
+    signature: Signature,
+    frame: pd.DataFrame | None,
+    dataset: Mapping[str, Any] | None,
+) -> tuple[str | None, str | None, dict[str, Any]] | None:
+    """The training data's profile, restricted to the columns the model takes: from the frame
+    when at hand, else a profile already kept for that dataset version, else its recorded
+    stats (approximate: no quantiles)."""
+    from mlops_nb.monitor.profile import profile_frame
+
+    dataset_id = None if dataset is None else dataset.get("dataset_id")
+    dataset_name = None if dataset is None else dataset.get("name")
+    wanted = signature.names
+    if isinstance(frame, pd.DataFrame):
+        columns = [c for c in wanted if c in frame.columns] or list(frame.columns)
+        return dataset_id, dataset_name, profile_frame(frame[columns])
+    if dataset_id is None:
+        return None
+    kept = log.profiles(dataset_id=dataset_id, kind="inputs")
+    for text in kept["profile"] if len(kept) else []:
+        profile = json.loads(text) if isinstance(text, str) else dict(text)
+        if set(wanted) <= set(profile.get("columns", {})):
+            profile["columns"] = {c: profile["columns"][c] for c in wanted}
+            return dataset_id, dataset_name, profile
+    return dataset_id, dataset_name, _profile_from_stats(dataset, wanted)
+
+
+def _profile_from_stats(dataset: Mapping[str, Any], wanted: list[str]) -> dict[str, Any]:
+    """What the dataset record's schema and stats give: category counts, min/max/mean/std."""
+    from mlops_nb.monitor.profile import PROFILE_FORMAT
+
+    def decoded(key: str) -> dict[str, Any]:
+        value = dataset.get(key)
+        return json.loads(value) if isinstance(value, str) else dict(value or {})
+
+    schema, stats = decoded("schema"), decoded("stats")
+    n_rows = int(dataset.get("n_rows") or 0)
+    columns: dict[str, Any] = {}
+    for column in [c for c in wanted if c in schema]:
+        dtype, found = str(schema[column]), stats.get(column, {})
+        counts = found.get("counts")
+        entry: dict[str, Any] = {"dtype": dtype, "n": n_rows - int(found.get("nulls") or 0)}
+        numeric = dtype.startswith(("float", "Float")) or (
+            dtype.startswith(("int", "uint", "Int", "UInt")) and not (counts and len(counts) <= 10)
+        )  # integers with few values are categorical (Evidently's rule)
+        if numeric:
+            entry["type"] = "numerical"
+            entry.update({k: found[k] for k in ("min", "max", "mean", "std") if k in found})
+        elif dtype.startswith("datetime"):
+            entry["type"] = "datetime"
+        else:
+            entry["type"] = "categorical" if counts else "unknown"
+        if counts and entry["type"] == "categorical":
+            entry["counts"] = [[_stat_value(k, dtype), int(n)] for k, n in counts.items()]
+            entry["n_unique"] = len(counts)
+        columns[column] = entry
+    return {"format": PROFILE_FORMAT, "n_rows": n_rows, "exact": False, "from_stats": True,
+            "columns": columns}  # fmt: skip
+
+
+def _stat_value(key: str, dtype: str) -> Any:
+    """A count's key as recorded (text) back in the column's type."""
+    if dtype.startswith(("int", "uint", "Int", "UInt")):
+        return int(key)
+    if dtype in ("bool", "boolean"):
+        return key == "True"
+    return key
+
+
+def _evaluation_profile(
+    pipeline: Any, outputs: Mapping[str, Any], evaluation: EvaluationData | None
+) -> tuple[str | None, str | None, dict[str, Any]] | None:
+    if evaluation is None:
+        return None
+    from mlops_nb.monitor.performance import evaluation_profile
+
+    profile = evaluation_profile(pipeline, evaluation.frame, outputs, evaluation.labels)
+    profile["input"] = evaluation.name
+    if evaluation.labels is not None:
+        profile["labels_from"] = evaluation.labels_name
+    return evaluation.dataset_id, evaluation.name, profile
 
 
 def _save(pipeline: Any, artifacts_dir: Path) -> tuple[str, str]:
