@@ -68,6 +68,13 @@ def run_from_cli(args: argparse.Namespace) -> int:
         resume=args.resume,
         cache=args.cache,
     )
+    gateway = getattr(args, "pushgateway", None) or os.environ.get("MLOPS_NB_PUSHGATEWAY")
+    if gateway:  # a scheduled batch run reports to Prometheus; a failed push only warns
+        import mlops_nb
+        from mlops_nb.monitor.pushgateway import push_run_of_log
+
+        push_run_of_log(gateway, mlops_nb.open_log(_log_of(args)), notebook, result.run_id,
+                        result.status == "finished", result.seconds)  # fmt: skip
     if result.resumed is not None:
         plan = result.resumed
         saved = f"{plan.skipped_seconds:.1f} s"
