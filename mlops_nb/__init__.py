@@ -82,6 +82,42 @@ def register_model(
     )  # fmt: skip
 
 
+def drift(
+    reference: Any,
+    current: Any = None,
+    *,
+    requests: str | None = None,
+    since: Any = None,
+    log: Log | None = None,
+    record: bool | None = None,
+    **options: Any,
+) -> Any:
+    """Test each column of ``current`` for drift against ``reference``, with the test
+    Evidently picks by default; returns a ``DriftReport`` (a table, a summary, an HTML view).
+
+    ``reference``: a DataFrame, or text the log resolves: ``NAME@ALIAS`` / ``NAME:VERSION``
+    (the training data profile kept at registration), ``RUN_ID:DATASET`` or a file.
+    ``current``: a DataFrame or a file; or ``requests="NAME@ALIAS"`` (with ``since="1d"``) for
+    what a served model answered. ``options``: ``columns``, ``methods``, ``thresholds``,
+    ``drift_share``. Results are recorded in the ``drift`` view when the log is involved, or
+    when ``record=True``.
+    """
+    from mlops_nb.monitor.drift import drift as test_drift
+    from mlops_nb.monitor.drift_command import drift_from_log, record_report
+
+    if not isinstance(reference, str) and requests is None and not isinstance(current, str):
+        report = test_drift(reference, current, **options)
+        if record:
+            report.reference_label, report.current_label = "DataFrame", "DataFrame"
+            record_report(log or open_log(), report)
+        return report
+    if not isinstance(reference, str):
+        raise MlopsError("with requests= or a file as current data, give the reference as text "
+                         "(NAME@ALIAS, NAME:VERSION, RUN_ID:DATASET or a file)")  # fmt: skip
+    return drift_from_log(log or open_log(), reference, current=current, requests=requests,
+                          since=since, record=record, **options)  # fmt: skip
+
+
 def log_metric(key: str, value: float, step: int | None = None) -> None:
     """Record a metric on the active run (started by ``%mlops track`` or ``start_run``)."""
     active_run().log_metric(key, value, step=step)
@@ -100,6 +136,6 @@ def log_params(params: Mapping[str, Any]) -> None:
 
 
 __all__ = [
-    "Log", "MlopsError", "Run", "RunRecord", "__version__", "active_run", "log_metric",
+    "Log", "MlopsError", "Run", "RunRecord", "__version__", "active_run", "drift", "log_metric",
     "log_metrics", "log_param", "log_params", "open_log", "register_model",
 ]  # fmt: skip

@@ -115,8 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--kernel", "-k", metavar="NAME", help="kernel name (default: python3)")
     sweep.add_argument("--timeout", type=float, metavar="S", help="per-cell timeout in seconds")
 
-    schedule = add("schedule", "Write the files that run a notebook on a schedule.")
-    schedule.add_argument("notebook", metavar="NOTEBOOK")
+    schedule = add(
+        "schedule", "Write the files that run a notebook (or mlops-nb monitor) on a schedule."
+    )
+    schedule.add_argument("notebook", metavar="NOTEBOOK", nargs="?")
+    schedule.add_argument(
+        "--monitor", metavar='"NAME@ALIAS [OPTIONS]"',
+        help='schedule `mlops-nb monitor` instead of a notebook run, e.g. --monitor '
+        '"churn@champion --requests --since 1d --retrain churn.ipynb -p data_path new.csv '
+        '--promote-if \'accuracy >= champion - 0.01\'"',
+    )  # fmt: skip
     schedule.add_argument("--cron", required=True, metavar="EXPR", help='e.g. "0 3 * * *"')
     schedule.add_argument("--target", required=True, choices=SCHEDULE_TARGETS)
     schedule.add_argument("--out", required=True, metavar="DIR", help="where to write the files")
@@ -199,9 +207,58 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--greater-is-better", action="append", metavar="METRIC", default=[])
     gate.add_argument("--format", "-f", choices=("text", "json"), default="text")
 
+    exporter = add("exporter", "Serve the log's monitoring figures on /metrics for Prometheus.")
+    exporter.add_argument("--port", type=int, default=9108, help="default: 9108")
+    exporter.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine)")
+
+    alerts = add("alerts", "Write Prometheus alerting rules from the log's schedules and gates.")
+    alerts.add_argument("--out", required=True, metavar="FILE", help="the rules file (YAML)")
+    alerts.add_argument(
+        "--for", dest="for_", default="10m", metavar="DURATION",
+        help="how long a condition holds before it fires (default: 10m)",
+    )  # fmt: skip
+    alerts.add_argument(
+        "--min", action="append", default=[], metavar="METRIC=VALUE",
+        help="live performance floor for models without a recorded gate, e.g. accuracy=0.8",
+    )  # fmt: skip
+    alerts.add_argument("--max", action="append", default=[], metavar="METRIC=VALUE",
+                        help="ceiling for lower-is-better metrics, e.g. log_loss=0.5")  # fmt: skip
+    alerts.add_argument(
+        "--slack", metavar="DURATION",
+        help="extra time before a scheduled pipeline is late (default: a quarter of its "
+        "interval, at least 5m)",
+    )  # fmt: skip
+    alerts.add_argument("--max-error-rate", type=float, default=0.05, metavar="F",
+                        help="share of 5xx answers of a server (default: 0.05)")  # fmt: skip
+    alerts.add_argument("--rate-window", default="5m", metavar="DURATION",
+                        help="window of the error rate (default: 5m)")  # fmt: skip
+    alerts.add_argument("--alias", default="champion",
+                        help="the alias served models must follow (default: champion)")  # fmt: skip
+
     from mlops_nb.registry.commands import add_parser as add_models_parser
 
     add_models_parser(add("models", "The model registry: versions, aliases, history."), _Parser)
+
+    from mlops_nb.monitor import drift_command
+
+    drift_command.add_arguments(
+        add(
+            "drift",
+            "Test each column of new data (a file, or a served model's requests) for drift "
+            "against a reference, as Evidently's defaults do. " + drift_command.EXIT_CODES_HELP,
+        )
+    )
+
+    from mlops_nb.monitor.options import EXIT_CODES_HELP
+    from mlops_nb.monitor.options import add_arguments as add_monitor_arguments
+
+    add_monitor_arguments(
+        add(
+            "monitor",
+            "Check a live model for drift and performance; on "
+            "drift, retrain, gate and promote. " + EXIT_CODES_HELP,
+        )
+    )
     return parser
 
 
@@ -222,6 +279,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cwd", metavar="DIR", help="working directory of the kernel")
     parser.add_argument("--kernel", "-k", metavar="NAME", help="kernel name (default: python3)")
     parser.add_argument("--timeout", type=float, metavar="S", help="per-cell timeout in seconds")
+    parser.add_argument(
+        "--pushgateway", metavar="URL",
+        help="push duration, last success, failures and metrics to this Prometheus "
+        "Pushgateway at the end (default: $MLOPS_NB_PUSHGATEWAY)",
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -350,14 +412,40 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     return gate_from_cli(args)
 
 
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from mlops_nb.monitor_loop import monitor_from_cli
+
+    return monitor_from_cli(args)
+
+
+def _cmd_exporter(args: argparse.Namespace) -> int:
+    from mlops_nb.monitor.exporter import exporter_from_cli
+
+    return exporter_from_cli(args)
+
+
+def _cmd_alerts(args: argparse.Namespace) -> int:
+    from mlops_nb.monitor.alerts import alerts_from_cli
+
+    return alerts_from_cli(args)
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from mlops_nb.registry.commands import models_from_cli
 
     return models_from_cli(args, _open(args), render)
 
 
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from mlops_nb.monitor import drift_command
+
+    return drift_command.run(args, _open(args) if drift_command.needs_log(args) else None)
+
+
 _COMMANDS = {
     "models": _cmd_models,
+    "drift": _cmd_drift,
+    "monitor": _cmd_monitor,
     "runs": _cmd_runs,
     "show": _cmd_show,
     "sql": _cmd_sql,
@@ -371,6 +459,8 @@ _COMMANDS = {
     "serve": _cmd_serve,
     "predict": _cmd_predict,
     "deploy": _cmd_deploy,
+    "exporter": _cmd_exporter,
+    "alerts": _cmd_alerts,
 }
 
 

@@ -446,3 +446,27 @@ def test_a_new_variable_computed_from_a_frame_is_new_not_a_change_of_it(shell, c
     ]
     y_diff = record.datasets.set_index("name").loc["y", "diff"]
     assert y_diff is None or y_diff != y_diff or json.loads(y_diff) in (None, {})
+
+
+def test_drift_magic_compares_two_frames_and_a_file_and_records_only_with_the_log(shell, tmp_path):
+    run(
+        shell,
+        """
+        import numpy as np, pandas as pd
+        rng = np.random.default_rng(0)
+        old = pd.DataFrame({"x": rng.normal(0, 1, 3000), "kind": rng.choice(["a", "b"], 3000)})
+        new = old.assign(x=old["x"] + 2.0)
+    """,
+    )
+    result = run(shell, "%mlops drift old new")
+    assert result.success, result.error_in_exec
+    report = result.result
+    assert report.drifted_columns == ["x"] and "<svg" in report._repr_html_()
+    assert report.check_id is None  # two frames: nothing is recorded
+    shell.user_ns["old"].to_csv(tmp_path / "old.csv", index=False)
+    run(shell, f"%mlops track --log {tmp_path / 'log.duckdb'}")
+    same = run(shell, f"%mlops drift {tmp_path / 'old.csv'} old --record").result
+    assert same.drifted_columns == [] and same.check_id is not None
+    log, _ = recorded(shell)
+    assert set(log.drift_results(check_id=same.check_id)["column"]) == {"x", "kind", "*"}
+    assert "give CURRENT" in magic_error(shell, "%mlops drift old")

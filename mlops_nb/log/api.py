@@ -400,10 +400,34 @@ class Log:
     def labelled_predictions(
         self, model_name: str, model_version: int | None = None, since: Any = None
     ) -> pd.DataFrame:
-        """Served rows with a feedback label (prediction, label, when), oldest first."""
+        """Served rows with a feedback label (prediction, label, when, the request's inputs),
+        oldest first."""
         return self._store.read(
             lambda con: queries.labelled_predictions(con, model_name, model_version, since)
         )
+
+    def monitoring_snapshot(self) -> dict[str, pd.DataFrame]:
+        """The latest figures a Prometheus exporter shows, one small frame each (experiment
+        metrics, runs by status, pipelines, version metrics, aliases, drift, performance,
+        request counts), read in one short read."""
+        return self._store.read(queries.monitoring_snapshot)
+
+    def latest_gate_results(self) -> pd.DataFrame:
+        """The conditions of each model's newest recorded acceptance gate."""
+        return self._store.read(queries.latest_gate_results)
+
+    def latest_drift_checks(self, model_name: str) -> pd.DataFrame:
+        """The newest drift check of each version of a model: its rows (the ``drift`` view's
+        columns), newest check first, in the order they were tested."""
+        return self._store.read(lambda con: queries.latest_drift_checks(con, model_name))
+
+    def latest_performance(self, model_name: str) -> pd.DataFrame:
+        """The newest window of each (version, kind, metric) of a model's live performance."""
+        return self._store.read(lambda con: queries.latest_performance(con, model_name))
+
+    def recent_monitor_events(self, model_name: str, limit: int = 20) -> pd.DataFrame:
+        """What ``mlops-nb monitor`` did to a model, newest first, at most ``limit`` events."""
+        return self._store.read(lambda con: queries.recent_monitor_events(con, model_name, limit))
 
     def cache_inputs(self, run_id: str, cell_seq: int) -> list[tuple[str, str]]:
         """(path, identity) of the files a cached cell read, as recorded with its checkpoints."""

@@ -319,14 +319,110 @@ def labelled_predictions(
     model_version: int | None,
     since: object | None,
 ) -> pd.DataFrame:
-    """Served rows that received a feedback label: request, row, prediction, label, when."""
+    """Served rows that received a feedback label: request, row, prediction, label, when,
+    and the request's inputs (JSON text, all its rows: pick ``row_index``)."""
     where, args = _where({"model_name": model_name, "model_version": model_version})
     where += " AND label IS NOT NULL"
     if since is not None:
         where += " AND created_at >= ?"
         args.append(since)
     return con.execute(
-        "SELECT request_id, row_index, model_version, created_at, prediction, label, outputs "
-        f"FROM predictions{where} ORDER BY created_at, request_id, row_index",
+        "SELECT request_id, row_index, model_version, created_at, prediction, label, outputs, "
+        f"inputs FROM predictions{where} ORDER BY created_at, request_id, row_index",
         args,
+    ).df()
+
+
+def latest_drift_checks(con: duckdb.DuckDBPyConnection, model_name: str) -> pd.DataFrame:
+    """The rows of the newest drift check of each version of a model (the ``drift`` view's
+    columns), newest check first, each check's rows in the order they were recorded."""
+    return con.execute(
+        "WITH latest AS (SELECT arg_max(check_id, created_at) AS check_id FROM store.drift "
+        "WHERE model_name = ? GROUP BY model_version) "
+        'SELECT d.check_id, d.created_at AS "when", d.model_name, d.model_version, d.reference, '
+        'd.current, d.target, d.column_name AS "column", d.column_type, d.method, d.score, '
+        "d.threshold, d.drifted, d.exact, d.n_reference, d.n_current "
+        "FROM store.drift d JOIN latest USING (check_id) WHERE d.model_name = ? "
+        "ORDER BY d.created_at DESC, d.check_id, d.rowid",
+        [model_name, model_name],
+    ).df()
+
+
+def latest_performance(con: duckdb.DuckDBPyConnection, model_name: str) -> pd.DataFrame:
+    """The newest window of each (version, kind, metric) of a model's live performance."""
+    return con.execute(
+        "SELECT * FROM performance WHERE model_name = ? QUALIFY row_number() OVER ("
+        "PARTITION BY model_version, kind, metric ORDER BY window_end DESC, created_at DESC) = 1 "
+        "ORDER BY model_version DESC, kind, metric",
+        [model_name],
+    ).df()
+
+
+def recent_monitor_events(
+    con: duckdb.DuckDBPyConnection, model_name: str, limit: int
+) -> pd.DataFrame:
+    """What ``mlops-nb monitor`` did to a model, newest first, at most ``limit`` events."""
+    return con.execute(
+        "SELECT * FROM monitor_events WHERE model_name = ? ORDER BY created_at DESC LIMIT ?",
+        [model_name, limit],
+    ).df()
+
+
+# ---------------------------------------------------------------------- Prometheus exporter
+# A pipeline is a notebook run headlessly (`mlops-nb run`): its name is the notebook's stem,
+# as in the Pushgateway's grouping key. Sweep children (they have a parent) are left out.
+_PIPELINE = r"regexp_replace(regexp_extract(notebook_path, '[^/\\]+$'), '\.ipynb$', '')"
+
+_MONITORING_SNAPSHOT = {
+    "experiment_metrics": """
+        WITH latest AS (
+            SELECT experiment, arg_max(run_id, end_time) AS run_id FROM store.runs
+            WHERE status = 'finished' GROUP BY experiment)
+        SELECT l.experiment, m.key AS metric, m.value
+        FROM latest l JOIN store.latest_metrics m USING (run_id)""",
+    "runs_by_status": """
+        SELECT experiment, status, count(*) AS runs FROM store.runs GROUP BY ALL""",
+    "pipelines": f"""
+        SELECT {_PIPELINE} AS pipeline,
+               max(epoch(end_time)) FILTER (status = 'finished') AS last_success,
+               arg_max(epoch(end_time) - epoch(start_time), end_time)
+                   FILTER (status IN ('finished', 'failed')) AS last_duration
+        FROM store.runs
+        WHERE source = 'papermill' AND notebook_path IS NOT NULL AND parent_run_id IS NULL
+        GROUP BY ALL""",
+    "version_metrics": "SELECT name, version, metrics FROM store.model_versions",
+    "aliases": "SELECT name, alias, version FROM store.model_aliases",
+    "dataset_drift": """
+        SELECT model_name, arg_max(score, created_at) AS share,
+               arg_max(drifted, created_at) AS drifted, max(epoch(created_at)) AS checked_at
+        FROM store.drift WHERE target = 'dataset' AND model_name IS NOT NULL GROUP BY ALL""",
+    "column_drift": """
+        WITH latest AS (
+            SELECT model_name, target, arg_max(check_id, created_at) AS check_id
+            FROM store.drift WHERE target <> 'dataset' AND model_name IS NOT NULL GROUP BY ALL)
+        SELECT d.model_name, d.target, d.column_name, d.method, d.score
+        FROM store.drift d JOIN latest l USING (model_name, target, check_id)""",
+    "performance": """
+        SELECT model_name, kind, metric, arg_max(value, (window_end, created_at)) AS value
+        FROM store.performance WHERE model_name IS NOT NULL GROUP BY ALL""",
+    "requests": """
+        SELECT model_name, model_version, status, count(*) AS requests
+        FROM store.requests GROUP BY ALL""",
+}
+
+
+def monitoring_snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+    """The latest figures a Prometheus scrape shows, one small frame each (see
+    ``_MONITORING_SNAPSHOT``): aggregates only, so it stays fast on a big log."""
+    return {name: con.execute(sql).df() for name, sql in _MONITORING_SNAPSHOT.items()}
+
+
+def latest_gate_results(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The conditions of the newest recorded gate of each model (one row per condition)."""
+    return con.execute(
+        "WITH latest AS (SELECT model_name, arg_max(gate_id, created_at) AS gate_id "
+        "FROM store.gate_results WHERE model_name IS NOT NULL GROUP BY model_name) "
+        "SELECT g.model_name, g.model_version, g.condition, g.metric, g.value, g.baseline, "
+        "g.baseline_ref, g.passed, g.created_at FROM store.gate_results g "
+        "JOIN latest USING (model_name, gate_id) ORDER BY g.model_name, g.metric"
     ).df()

@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="check the requests the served model answered")  # fmt: skip
     parser.add_argument("--since", metavar="AGE", help="with --requests: e.g. 1d, 6h (default all)")
     parser.add_argument(
+        "--drift-share", type=float, default=0.5, metavar="F",
+        help="the inputs drift when at least this share of columns drift (default: 0.5, "
+        "Evidently's rule); e.g. 0.2 retrains when 2 of 10 columns drift",
+    )  # fmt: skip
+    parser.add_argument(
         "--labels",
         metavar="FILE",
         help="true labels of --current (one column), for live performance",

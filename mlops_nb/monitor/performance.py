@@ -101,7 +101,7 @@ def performance_from_log(
     frame = frame.assign(check_id=check_id, model_name=name, model_version=version)
     frame = frame[["check_id", "model_name", "model_version", "kind", *COLUMNS]]
     if record:
-        _record(log, frame)
+        record_performance(log, frame)
     frame.attrs["notes"] = notes
     return frame
 
@@ -511,7 +511,8 @@ def _window_length(window: str) -> pd.Timedelta:
     return step
 
 
-def _record(log: Any, frame: pd.DataFrame) -> None:
+def record_performance(log: Any, frame: pd.DataFrame) -> None:
+    """One ``performance`` row per (window, metric) of ``frame``."""
     now = time.time()
     for row in frame.to_dict(orient="records"):
         log.record("performance", {

@@ -96,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
         "pipeline, check it reproduces the predictions recorded in this run, and register it.",
     )  # fmt: skip
     add_register_options(register)
+    drift = commands.add_parser(
+        "drift", help="test new data for drift against a reference (shows the report)",
+        description="%mlops drift REFERENCE CURRENT: REFERENCE is a DataFrame variable, "
+        "NAME@ALIAS, NAME:VERSION, RUN_ID:DATASET or a file; CURRENT a DataFrame variable or a "
+        "file; or --requests NAME@ALIAS [--since 1d] for what a served model answered.",
+    )  # fmt: skip
+    drift.add_argument("reference", metavar="REFERENCE")
+    drift.add_argument("current", nargs="?", metavar="CURRENT")
+    drift.add_argument("--requests", metavar="NAME@ALIAS")
+    drift.add_argument("--since", metavar="AGE", help="with --requests: e.g. 1d, 6h")
+    drift.add_argument("--columns", metavar="A,B", help="test only these columns")
+    drift.add_argument("--drift-share", type=float, default=0.5, metavar="F")
+    drift.add_argument("--record", action="store_true",
+                       help="record in the drift view even for two frames or files")  # fmt: skip
     commands.add_parser("status", help="what is being recorded, where")
     commands.add_parser("stop", help="end this kernel's run")
     return parser
@@ -244,6 +258,23 @@ class MlopsMagics(Magics):
         display(result)
         if not result.passed and not args.warn_only:
             raise GateFailed(result)
+
+    def _drift(self, args: argparse.Namespace) -> Any:
+        import mlops_nb
+
+        if (args.current is None) == (args.requests is None):
+            raise UsageError("%mlops drift: give CURRENT (a DataFrame or file) or --requests")
+        namespace = self.shell.user_ns
+        reference = namespace.get(args.reference, args.reference)
+        current = namespace.get(args.current, args.current) if args.current else None
+        columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+        needs_log = args.record or isinstance(reference, str) or isinstance(current, str) or (
+            args.requests is not None)  # fmt: skip
+        return mlops_nb.drift(
+            reference, current, requests=args.requests, since=args.since,
+            log=self._log_handle() if needs_log else None, columns=columns,
+            drift_share=args.drift_share, record=True if args.record else None,
+        )  # fmt: skip
 
     def _status(self, args: argparse.Namespace) -> None:
         print(self.tracker.status())

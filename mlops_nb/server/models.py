@@ -1,7 +1,8 @@
 """The model registry as the sidebar's Models section shows it: plain data read from the log.
 
 Called by the handlers in a thread (``off_loop``); the log's named questions
-(``model_versions``, ``model_version``, ``aliases``, ``alias_history``, ``move_alias``) do the
+(``model_versions``, ``model_version``, ``aliases``, ``alias_history``, ``move_alias``, and for
+monitoring ``latest_drift_checks``, ``latest_performance``, ``recent_monitor_events``) do the
 reading and the atomic alias move, so nothing here knows SQL.
 """
 
@@ -16,6 +17,7 @@ from mlops_nb.log.filters import Condition
 from mlops_nb.registry.register import NAME_RULE
 
 MAX_REASON = 500
+MONITOR_EVENTS = 20  # the model tab's timeline shows what monitor did lately, not all of it
 
 
 class ModelNotFound(MlopsError):
@@ -102,7 +104,85 @@ def read_model(log: Any, name: str) -> dict[str, Any]:
         "aliases": dict(sorted(aliases.items())),
         "versions": rows,
         "alias_history": history.to_dict(orient="records"),
+        "monitoring": monitoring(log, name),
     }
+
+
+def monitoring(log: Any, name: str) -> dict[str, Any]:
+    """What watches the model: its newest drift check (inputs, the dataset verdict, the
+    predictions), the newest live or estimated value of each metric against its training-time
+    baseline, and the last things ``mlops-nb monitor`` did, newest first."""
+    return {
+        "drift": latest_drift(log.latest_drift_checks(name)),
+        "performance": latest_performance(log.latest_performance(name)),
+        "events": [
+            {
+                "when": row["created_at"], "step": row["step"], "outcome": row["outcome"],
+                "reason": row["reason"], "alias": row["alias"], "run_id": row["run_id"],
+                "check_id": row["check_id"], "from_version": row["from_version"],
+                "to_version": row["to_version"],
+            }
+            for row in log.recent_monitor_events(name, MONITOR_EVENTS).to_dict(orient="records")
+        ],
+    }  # fmt: skip
+
+
+_DRIFT_COLUMN = ("column", "column_type", "method", "score", "threshold", "drifted", "exact")
+
+
+def latest_drift(rows: Any) -> dict[str, Any] | None:
+    """The newest check among ``log.latest_drift_checks`` rows, or None when none is recorded:
+    when, what was compared, the share of drifted columns and the verdict, the summary line,
+    and the per-column rows of the inputs and of the predictions."""
+    from mlops_nb.monitor.drift import DriftReport
+
+    if rows.empty:
+        return None
+    check = rows[rows["check_id"] == rows["check_id"].iloc[0]]
+    first = check.iloc[0]
+    inputs = check[check["target"] == "inputs"]
+    dataset = check[check["target"] == "dataset"]
+    drifted = [str(c) for c in inputs.loc[inputs["drifted"].astype(bool), "column"]]
+    share = float(dataset["score"].iloc[0]) if len(dataset) else None
+    verdict = bool(dataset["drifted"].iloc[0]) if len(dataset) else None
+    summary = DriftReport(inputs, share or 0.0, bool(verdict), drifted).summary()
+    return {
+        "check_id": first["check_id"], "when": first["when"],
+        "model_version": first["model_version"], "reference": first["reference"],
+        "current": first["current"], "share": share, "dataset_drift": verdict,
+        "drift_share": float(dataset["threshold"].iloc[0]) if len(dataset) else None,
+        "summary": summary,
+        "n_reference": first["n_reference"], "n_current": first["n_current"],
+        "columns": _columns(inputs),
+        "predictions": _columns(check[check["target"] == "predictions"]),
+    }  # fmt: skip
+
+
+def _columns(rows: Any) -> list[dict[str, Any]]:
+    return [{key: row[key] for key in _DRIFT_COLUMN} for row in rows.to_dict(orient="records")]
+
+
+def latest_performance(rows: Any) -> list[dict[str, Any]]:
+    """Per (kind, metric) the newest window among ``log.latest_performance`` rows: its value,
+    the baseline at training time, the version and the window measured."""
+    if rows.empty:
+        return []
+    newest = rows.sort_values(["window_end", "created_at"]).groupby(["kind", "metric"]).tail(1)
+    newest = newest.sort_values(["kind", "metric"], key=_realized_first)
+    return [
+        {
+            "kind": row["kind"], "metric": row["metric"], "value": row["value"],
+            "baseline": row["baseline"], "model_version": row["model_version"],
+            "window_start": row["window_start"], "window_end": row["window_end"],
+            "n_rows": row["n_rows"], "measured_at": row["created_at"],
+        }
+        for row in newest.to_dict(orient="records")
+    ]  # fmt: skip
+
+
+def _realized_first(column: Any) -> Any:
+    """Sort key: measured (``realized``) performance before ``estimated``, then by name."""
+    return column.map({"realized": "0", "estimated": "1"}) if column.name == "kind" else column
 
 
 def move_alias(log: Any, name: str, data: dict[str, Any]) -> dict[str, Any]:
