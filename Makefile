@@ -45,6 +45,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_sidebar.py
 	PATH=$(VENV)/bin:$$PATH $(PY) benchmarks/bench_serve.py
+	$(PY) benchmarks/bench_drift.py
+	PATH=$(VENV)/bin:$$PATH $(PY) benchmarks/bench_exporter.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check mlops_nb tests benchmarks example_notebooks
