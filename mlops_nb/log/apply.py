@@ -26,7 +26,8 @@ from mlops_nb.log.sqltext import literal as _literal
 ROW_TABLES = (
     "cells", "datasets", "lineage", "artifacts", "models", "environment", "notes", "schedules",
     "checkpoints", "gate_results", "requests", "feedback", "profiles", "drift", "performance",
-    "monitor_events",
+    "monitor_events", "pii_findings", "expectations", "check_results", "fairness", "importances",
+    "erasures",
 )  # fmt: skip
 # Registry records, applied one by one in journal order (a version is numbered, an alias moved
 # and its history written inside the merge's transaction, so concurrent writers cannot race).

@@ -16,7 +16,7 @@ import duckdb
 
 from mlops_nb.log import wide
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _V1: list[Step] = [
     "CREATE SCHEMA IF NOT EXISTS store",
@@ -208,14 +208,68 @@ _V8: list[Step] = [
     "CREATE OR REPLACE VIEW monitor_events AS SELECT * FROM store.monitor_events",
 ]
 
+_V9: list[Step] = [
+    # personal data found per column of a recorded dataset version (never the values)
+    """CREATE TABLE store.pii_findings (
+        dataset_id VARCHAR, run_id VARCHAR, cell_seq INTEGER, dataset_name VARCHAR,
+        column_name VARCHAR, kind VARCHAR, method VARCHAR, share DOUBLE, n_sampled BIGINT,
+        status VARCHAR, created_at TIMESTAMP)""",
+    # expectations inferred from (or written for) a dataset version; spec is JSON
+    """CREATE TABLE store.expectations (
+        expectation_id VARCHAR, dataset_id VARCHAR, run_id VARCHAR, dataset_name VARCHAR,
+        source VARCHAR, spec VARCHAR, created_at TIMESTAMP)""",
+    # one row per failed (or passed) check of data against expectations
+    """CREATE TABLE store.check_results (
+        check_id VARCHAR, run_id VARCHAR, cell_seq INTEGER, target VARCHAR,
+        expectation VARCHAR, column_name VARCHAR, check_name VARCHAR, n_failing BIGINT,
+        n_rows BIGINT, example_rows VARCHAR, example_values VARCHAR, passed BOOLEAN,
+        created_at TIMESTAMP)""",
+    # per-group fairness metrics (group '*' holds the summary differences and ratios)
+    """CREATE TABLE store.fairness (
+        run_id VARCHAR, cell_seq INTEGER, model_name VARCHAR, model_version INTEGER,
+        sensitive VARCHAR, group_name VARCHAR, metric VARCHAR, value DOUBLE, n_rows BIGINT,
+        created_at TIMESTAMP)""",
+    # permutation importance of a registered version, per raw input column
+    """CREATE TABLE store.importances (
+        model_name VARCHAR, model_version INTEGER, feature VARCHAR, metric VARCHAR,
+        importance_mean DOUBLE, importance_std DOUBLE, n_repeats INTEGER, n_rows BIGINT,
+        created_at TIMESTAMP)""",
+    # what purge / forget / a retention policy removed (counts, never contents)
+    """CREATE TABLE store.erasures (
+        erasure_id VARCHAR, action VARCHAR, criteria VARCHAR, removed VARCHAR,
+        user_name VARCHAR, created_at TIMESTAMP)""",
+    "CREATE TABLE store.settings (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    "CREATE OR REPLACE VIEW pii_findings AS SELECT * FROM store.pii_findings",
+    "CREATE OR REPLACE VIEW expectations AS SELECT * FROM store.expectations",
+    """CREATE OR REPLACE VIEW check_results AS SELECT check_id, run_id, cell_seq, target,
+        expectation, column_name AS "column", check_name AS "check", n_failing, n_rows,
+        example_rows, example_values, passed, created_at FROM store.check_results""",
+    """CREATE OR REPLACE VIEW fairness AS SELECT run_id, cell_seq, model_name, model_version,
+        sensitive, group_name AS "group", metric, value, n_rows, created_at FROM store.fairness""",
+    "CREATE OR REPLACE VIEW importances AS SELECT * FROM store.importances",
+    """CREATE OR REPLACE VIEW erasures AS SELECT erasure_id, action, criteria, removed,
+        user_name AS "user", created_at FROM store.erasures""",
+]
+
 Step = str | Callable[[duckdb.DuckDBPyConnection], None]
-MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8}
+MIGRATIONS: dict[int, list[Step]] = {
+    1: _V1,
+    2: _V2,
+    3: _V3,
+    4: _V4,
+    5: _V5,
+    6: _V6,
+    7: _V7,
+    8: _V8,
+    9: _V9,
+}
 
 STABLE_VIEWS = (
     "runs", "params", "metrics", "cells", "datasets", "lineage", "artifacts", "models",
     "environment", "notes", "schedules", "checkpoints", "model_versions", "model_aliases",
     "alias_history", "gate_results", "requests", "feedback", "predictions", "profiles", "drift",
-    "performance", "monitor_events",
+    "performance", "monitor_events", "pii_findings", "expectations", "check_results", "fairness",
+    "importances", "erasures",
 )  # fmt: skip
 
 
