@@ -11,8 +11,10 @@ import pytest
 from conftest import run_cli
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+import mlops_nb
 from mlops_nb.capture.data import change_phrases
 from mlops_nb.capture.estimators import recorded_kind
+from mlops_nb.docs.build import build_docs
 
 START = "%load_ext mlops_nb\n%mlops track --experiment {name}"
 
@@ -231,3 +233,97 @@ def test_one_description_of_a_change_for_notebook_and_docs_even_for_old_records(
     assert change_phrases({"rows_before": 3, "rows_after": 3, "values_changed": True}) == [
         "rows reordered"
     ]
+
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def _record_drift_check(log, check_id: str, version: int, when: float, share: float) -> None:
+    """A drift check of iris:VERSION as `mlops-nb drift --requests` records it."""
+    common = {"check_id": check_id, "model_name": "iris", "model_version": version,
+              "reference": f"iris@champion (v{version})", "current": "requests since 1d",
+              "n_reference": 105, "n_current": 60, "exact": True, "created_at": when}  # fmt: skip
+    columns = (("sepal length (cm)", 0.21, True), ("petal width (cm)", 0.03, False))
+    for column, score, drifted in columns:
+        log.record("drift", {**common, "target": "inputs", "column_name": column,
+                             "column_type": "numerical", "method": "wasserstein",
+                             "score": score, "threshold": 0.1, "drifted": drifted})  # fmt: skip
+    log.record("drift", {**common, "target": "dataset", "column_name": "*",
+                         "method": "share_of_drifted_columns", "score": share,
+                         "threshold": 0.5, "drifted": share >= 0.5})  # fmt: skip
+    log.record("drift", {**common, "target": "predictions", "column_name": "prediction",
+                         "column_type": "categorical", "method": "jensenshannon",
+                         "score": 0.02, "threshold": 0.1, "drifted": False})  # fmt: skip
+
+
+def test_the_model_card_says_what_monitors_the_registered_versions(multiclass_docs, tmp_path):
+    import time
+
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_nb.registry.register import register_pipeline
+
+    _, _, notebook = multiclass_docs
+    log_path = notebook.parent / ".mlops" / "log.duckdb"
+
+    def card(name: str) -> tuple[str, str]:
+        out = tmp_path / name
+        build_docs(notebook, out, formats=("md", "html"), log_path=log_path)
+        return _model_card((out / "iris.md").read_text()), (out / "iris.html").read_text()
+
+    assert "### Monitoring\n\nNot monitored yet: no version of a model from this run is " \
+           "registered." in card("unregistered")[0]  # fmt: skip
+    log = mlops_nb.open_log(log_path, create=False)
+    run_id = log.latest_run_of(notebook)
+    frame = load_iris(as_frame=True).data
+    model = LogisticRegression(max_iter=500).fit(frame, load_iris().target)
+    register_pipeline(log, "iris", model, training_frame=frame, run_id=run_id, alias="champion")
+    log.flush()
+    assert "`iris:1`: not monitored yet (no drift check" in card("quiet")[0]
+
+    now = time.time()
+    _record_drift_check(log, "older", 1, now - 7200, 0.0)
+    _record_drift_check(log, "newest", 1, now - 600, 0.5)
+    for kind, metric, value, end in (("realized", "accuracy", 0.9, now - 7200),
+                                     ("realized", "accuracy", 0.8, now - 600),
+                                     ("estimated", "accuracy", 0.85, now)):  # fmt: skip
+        log.record("performance", {
+            "check_id": f"{kind}{end}", "model_name": "iris", "model_version": 1, "kind": kind,
+            "metric": metric, "value": value, "baseline": 0.95, "window_start": end - 3600,
+            "window_end": end, "n_rows": 60, "created_at": end,
+        })  # fmt: skip
+    reason = f"retrained because 1 of 2 columns drifted: sepal length (cm) {HOSTILE}"
+    events = (
+        ("drift", "drift", "1 of 2 columns drifted: sepal length (cm)", 1, None, now - 500),
+        ("retrain", "finished", reason, 1, None, now - 400),
+        ("register", "registered", "v2 registered as challenger", None, 2, now - 300),
+        ("promote", "promoted", "@champion moved from v1 to v2", 1, 2, now - 200),
+    )
+    for step, outcome, why, before, after, when in events:
+        log.record("monitor_events", {
+            "event_id": step, "model_name": "iris", "alias": "champion", "step": step,
+            "outcome": outcome, "reason": why, "run_id": "another-run", "from_version": before,
+            "to_version": after, "created_at": when,
+        })  # fmt: skip
+    log.flush()
+
+    md, html = card("monitored")
+    monitoring = md[md.index("### Monitoring") :]
+    assert "**Drift of `iris:1`**" in monitoring and monitoring.count("**Drift of") == 1
+    assert "1 of 2 columns drifted: sepal length (cm) (share 0.50; dataset drift at 0.5)" in md
+    assert "Reference iris@champion (v1); current requests since 1d." in monitoring
+    assert "| sepal length (cm) | wasserstein | 0.2100 | 0.1000 | **drifted** |" in monitoring
+    assert "| petal width (cm) | wasserstein | 0.0300 | 0.1000 | – |" in monitoring
+    assert "| *predictions* (prediction) | jensenshannon | 0.0200 | 0.1000 | – |" in monitoring
+    performance = re.findall(r"^\| `iris:1` \| accuracy \| (\w+) \| ([\d.]+) \| ([\d.]+) \| "
+                             r"([+-][\d.]+) \|", monitoring, re.MULTILINE)  # fmt: skip
+    assert performance == [("live", "0.8000", "0.9500", "-0.1500"),  # the newest window only
+                           ("estimated", "0.8500", "0.9500", "-0.1000")]  # fmt: skip
+    steps = re.findall(r"^- \S+ \S+ UTC \*\*(\w+): ", monitoring, re.MULTILINE)
+    assert steps == ["promote", "retrain", "drift"]  # newest first; v2's registration is not v1's
+    assert f"**retrain: finished** (v1) — {reason.replace('<', '&lt;').replace('>', '&gt;')}" in md
+    assert "**promote: promoted** (v1 → v2) — @champion moved from v1 to v2" in monitoring
+    assert '<tr class="drifted"><td>sepal length (cm)</td><td>wasserstein</td>' in html
+    assert "retrained because 1 of 2 columns drifted: sepal length (cm) &lt;img src=x" in html
+    assert HOSTILE not in html

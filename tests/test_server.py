@@ -731,3 +731,96 @@ async def test_unknown_model_is_404_and_no_log_lists_no_models(jp_fetch, registe
     monkeypatch.setenv("MLOPS_NB_LOG", str(tmp_path / "none" / "log.duckdb"))
     assert await get_json(jp_fetch, "models") == []
     assert (await error_of(jp_fetch, "models", "churn"))[0] == 404
+
+
+# ---------------------------------------------------------------------- monitoring of a model
+def record_drift_check(
+    log,
+    check_id: str,
+    when: float,
+    columns: dict[str, tuple[float, bool]],
+    share: float,
+    predictions: tuple[float, bool] | None = None,
+) -> None:
+    """A check as ``mlops-nb drift`` records it: a row per column, the dataset row, and the
+    prediction drift row (same check id)."""
+    common = {"check_id": check_id, "model_name": "churn", "model_version": 2,
+              "reference": "churn@champion (v2)", "current": "requests since 2026-12-04 10:00",
+              "n_reference": 500, "n_current": 120, "exact": True, "created_at": when}  # fmt: skip
+    for column, (score, drifted) in columns.items():
+        log.record("drift", {**common, "target": "inputs", "column_name": column,
+                             "column_type": "numerical", "method": "wasserstein", "score": score,
+                             "threshold": 0.1, "drifted": drifted})  # fmt: skip
+    log.record("drift", {**common, "target": "dataset", "column_name": "*",
+                         "method": "share_of_drifted_columns", "score": share, "threshold": 0.5,
+                         "drifted": share >= 0.5})  # fmt: skip
+    if predictions is not None:
+        log.record("drift", {**common, "target": "predictions", "column_name": "prediction",
+                             "column_type": "categorical", "method": "jensenshannon",
+                             "score": predictions[0], "threshold": 0.1,
+                             "drifted": predictions[1]})  # fmt: skip
+
+
+def record_monitor_event(log, step: str, outcome: str, reason: str, when: float, **fields):
+    log.record("monitor_events", {
+        "event_id": f"{step}{when}", "model_name": "churn", "alias": "champion", "step": step,
+        "outcome": outcome, "reason": reason, "run_id": fields.get("run_id"),
+        "check_id": fields.get("check_id"), "from_version": fields.get("from_version"),
+        "to_version": fields.get("to_version"), "detail": "{}", "created_at": when,
+    })  # fmt: skip
+
+
+async def test_a_model_shows_its_latest_drift_check_performance_and_monitor_events(
+    jp_fetch, registered
+):
+    now = time.time()
+    record_drift_check(registered, "old", now - 7200, {"tenure": (0.01, False)}, 0.0)
+    record_drift_check(registered, "new", now - 60,
+                       {"tenure": (0.42, True), "calls": (0.03, False), HOSTILE: (0.2, True)},
+                       share=2 / 3, predictions=(0.15, True))  # fmt: skip
+    for end, accuracy in ((now - 3600, 0.9), (now - 60, 0.71)):
+        registered.record("performance", {
+            "check_id": f"p{end}", "model_name": "churn", "model_version": 2, "kind": "realized",
+            "metric": "accuracy", "value": accuracy, "baseline": 0.93, "window_start": end - 3600,
+            "window_end": end, "n_rows": 40, "created_at": end,
+        })  # fmt: skip
+    registered.record("performance", {
+        "check_id": "e", "model_name": "churn", "model_version": 2, "kind": "estimated",
+        "metric": "roc_auc", "value": 0.8, "baseline": 0.95, "window_start": now - 3600,
+        "window_end": now, "n_rows": 120, "created_at": now,
+    })  # fmt: skip
+    reason = f"retrained because 2 of 3 columns drifted: tenure, {HOSTILE}"
+    record_monitor_event(registered, "drift", "drift", "2 of 3 columns drifted", now - 50,
+                         check_id="new", from_version=2)  # fmt: skip
+    record_monitor_event(registered, "retrain", "finished", reason, now - 40, run_id="r1",
+                         from_version=2)  # fmt: skip
+    registered.flush()
+
+    monitoring = (await get_json(jp_fetch, "models", "churn"))["monitoring"]
+    drift = monitoring["drift"]
+    assert (drift["check_id"], drift["model_version"], drift["dataset_drift"]) == ("new", 2, True)
+    assert drift["share"] == pytest.approx(2 / 3) and drift["drift_share"] == 0.5
+    assert drift["summary"] == f"2 of 3 columns drifted: tenure, {HOSTILE}"
+    assert drift["reference"] == "churn@champion (v2)"
+    assert drift["current"] == "requests since 2026-12-04 10:00"
+    assert drift["when"] and (drift["n_reference"], drift["n_current"]) == (500, 120)
+    assert [(c["column"], c["method"], c["score"], c["threshold"], c["drifted"])
+            for c in drift["columns"]] == [("tenure", "wasserstein", 0.42, 0.1, True),
+                                           ("calls", "wasserstein", 0.03, 0.1, False),
+                                           (HOSTILE, "wasserstein", 0.2, 0.1, True)]  # fmt: skip
+    [prediction] = drift["predictions"]
+    assert (prediction["column"], prediction["method"], prediction["drifted"]) == (
+        "prediction", "jensenshannon", True)  # fmt: skip
+    assert [(p["kind"], p["metric"], p["value"], p["baseline"], p["model_version"], p["n_rows"])
+            for p in monitoring["performance"]] == [
+        ("realized", "accuracy", 0.71, 0.93, 2, 40),  # the newest window, not the older 0.9
+        ("estimated", "roc_auc", 0.8, 0.95, 2, 120),
+    ]  # fmt: skip
+    assert all(p["window_start"] < p["window_end"] for p in monitoring["performance"])
+    assert [(e["step"], e["outcome"], e["reason"], e["from_version"], e["run_id"])
+            for e in monitoring["events"]] == [
+        ("retrain", "finished", reason, 2, "r1"),  # newest first
+        ("drift", "drift", "2 of 3 columns drifted", 2, None),
+    ]  # fmt: skip
+    other = (await get_json(jp_fetch, "models", "other"))["monitoring"]
+    assert other == {"drift": None, "performance": [], "events": []}

@@ -58,6 +58,7 @@ def lab(tmp_path_factory):
     ids = seed_demo_runs(log, base)
     seed_sweep(log)
     seed_models(log, ids)
+    seed_monitoring(log)
     with running_lab(root, log) as server:
         yield server, ids, log
 
@@ -92,6 +93,41 @@ def seed_models(log_path: Path, ids: dict[str, str]) -> None:
     verified = {"verified": True, "rows": 6, "input": "X_test", "predictions": "predicted"}
     register_pipeline(log, "churn", model, training_frame=numbers, run_id=ids["tuned"],
                       alias="challenger", verification=verified)  # fmt: skip
+    log.flush()
+    log.close()
+
+
+DRIFT_REASON = f"retrained because 2 of 3 columns drifted: monthly_charges, {HOSTILE}"
+
+
+def seed_monitoring(log_path: Path) -> None:
+    """What `mlops-nb monitor churn@champion` records: a drift check of v1 (two of three
+    columns drifted, one of them named like markup), live accuracy, and the retrain step."""
+    log = mlops_nb.open_log(log_path)
+    now = time.time()
+    common = {"check_id": "c1", "model_name": "churn", "model_version": 1,
+              "reference": "churn@champion (v1)", "current": "new.csv", "n_reference": 6,
+              "n_current": 40, "exact": True, "created_at": now - 120}  # fmt: skip
+    for column, score, drifted in (("tenure", 0.2, False), ("monthly_charges", 0.004, True),
+                                   (HOSTILE, 0.01, True)):  # fmt: skip
+        log.record("drift", {**common, "target": "inputs", "column_name": column,
+                             "column_type": "numerical", "method": "ks", "score": score,
+                             "threshold": 0.05, "drifted": drifted})  # fmt: skip
+    log.record("drift", {**common, "target": "dataset", "column_name": "*",
+                         "method": "share_of_drifted_columns", "score": 2 / 3,
+                         "threshold": 0.5, "drifted": True})  # fmt: skip
+    log.record("performance", {
+        "check_id": "p1", "model_name": "churn", "model_version": 1, "kind": "realized",
+        "metric": "accuracy", "value": 0.78, "baseline": 0.85, "window_start": now - 3600,
+        "window_end": now - 120, "n_rows": 40, "created_at": now - 100,
+    })  # fmt: skip
+    events = (("drift", "drift", "2 of 3 columns drifted", now - 90),
+              ("retrain", "finished", DRIFT_REASON, now - 60))  # fmt: skip
+    for step, outcome, reason, when in events:
+        log.record("monitor_events", {
+            "event_id": step, "model_name": "churn", "alias": "champion", "step": step,
+            "outcome": outcome, "reason": reason, "from_version": 1, "created_at": when,
+        })  # fmt: skip
     log.flush()
     log.close()
 
@@ -581,3 +617,31 @@ def test_the_panel_says_so_when_the_server_extension_is_missing(browser, lab, tm
             assert page.is_visible(f"{PANEL} .mlops-retry")
         finally:
             page.close()
+
+
+def test_a_models_monitoring_shows_the_drifted_columns_and_why_it_was_retrained(page, lab):
+    server, _, _ = lab
+    page.goto(server.page_url())
+    open_sidebar(page)
+    page.locator(f"{PANEL} .mlops-open-model[data-model='churn']").click()
+    area = ".mlops-model-area[data-model='churn'] .mlops-monitoring"
+    page.wait_for_selector(f"{area} .mlops-drift-columns")
+    summary = page.inner_text(f"{area} .mlops-drift-summary")
+    assert summary == (f"dataset drift 2 of 3 columns drifted: monthly_charges, {HOSTILE} "
+                       "(share 0.67, drift at 0.5)")  # fmt: skip
+    rows = page.locator(f"{area} .mlops-drift-columns tbody tr")
+    assert [r.split("\t") for r in rows.all_inner_texts()] == [
+        ["tenure", "numerical", "ks", "0.2", "0.05", "–"],
+        ["monthly_charges", "numerical", "ks", "0.004", "0.05", "drifted"],
+        [HOSTILE, "numerical", "ks", "0.01", "0.05", "drifted"],
+    ]
+    marked = page.locator(f"{area} .mlops-drift-columns tr.mlops-drifted td.mlops-drift-column")
+    assert marked.all_inner_texts() == ["monthly_charges", HOSTILE]
+    accuracy = page.locator(f"{area} .mlops-performance-table tr[data-metric='accuracy'] td")
+    assert accuracy.all_inner_texts()[:5] == ["accuracy", "live", "0.78", "0.85", "−0.07"]
+    events = page.locator(f"{area} .mlops-monitor-event")
+    assert events.first.locator(".mlops-event-step").inner_text() == "retrain: finished"
+    assert events.first.inner_text().endswith(f"retrain: finished (v1) — {DRIFT_REASON}")
+    assert events.nth(1).get_attribute("data-step") == "drift"  # newest first
+    page.locator(f"{area} .mlops-monitor-events").scroll_into_view_if_needed()
+    shoot(page, "model-monitoring")

@@ -1,7 +1,9 @@
 /**
  * A registered model in a main-area tab: its versions (aliases as badges, source run,
- * key metrics, verified), the history of its aliases, and "Move alias…" on each version,
- * which asks for the alias and a reason, then for a confirmation, then POSTs the move.
+ * key metrics, verified), what monitors it (the newest drift check, live and estimated
+ * performance against the training-time baseline, what `mlops-nb monitor` did and why), the
+ * history of its aliases, and "Move alias…" on each version, which asks for the alias and a
+ * reason, then for a confirmation, then POSTs the move.
  */
 import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
@@ -11,6 +13,70 @@ import { formatTime, formatValue, h, section } from './dom';
 
 /** How many metrics the versions table shows (those most versions have). */
 const KEY_METRICS = 4;
+
+/** One column of a drift check (GET models/{name} → monitoring.drift). */
+interface DriftColumn {
+  column: string;
+  column_type: string | null;
+  method: string;
+  score: number | null;
+  threshold: number | null;
+  drifted: boolean;
+  exact: boolean;
+}
+
+/** The newest drift check of the model: the verdict, the inputs and the predictions. */
+interface DriftCheck {
+  check_id: string;
+  when: string;
+  model_version: number | null;
+  reference: string;
+  current: string;
+  share: number | null;
+  dataset_drift: boolean | null;
+  drift_share: number | null;
+  summary: string;
+  n_reference: number;
+  n_current: number;
+  columns: DriftColumn[];
+  predictions: DriftColumn[];
+}
+
+/** The newest window of one metric: measured from labels (realized) or estimated. */
+interface LivePerformance {
+  kind: string;
+  metric: string;
+  value: number | null;
+  baseline: number | null;
+  model_version: number | null;
+  window_start: string;
+  window_end: string;
+  n_rows: number;
+  measured_at: string;
+}
+
+/** One step of `mlops-nb monitor` (drift, performance, retrain, register, gate, promote). */
+interface MonitorEvent {
+  when: string;
+  step: string;
+  outcome: string;
+  reason: string | null;
+  alias: string | null;
+  run_id: string | null;
+  check_id: string | null;
+  from_version: number | null;
+  to_version: number | null;
+}
+
+interface Monitoring {
+  drift: DriftCheck | null;
+  performance: LivePerformance[];
+  /** Newest first. */
+  events: MonitorEvent[];
+}
+
+/** GET models/{name}, with what monitors the model. */
+type MonitoredModel = ModelDetail & { monitoring?: Monitoring };
 
 export interface ModelViewOptions {
   name: string;
@@ -78,7 +144,7 @@ export class ModelView extends Widget {
     }
     let content: HTMLElement;
     try {
-      const model = await request<ModelDetail>(`models/${encodeURIComponent(this.name)}`);
+      const model = await request<MonitoredModel>(`models/${encodeURIComponent(this.name)}`);
       content = this.modelView(model);
     } catch (error) {
       content = h('p', { class: 'mlops-error' }, (error as Error).message);
@@ -88,7 +154,7 @@ export class ModelView extends Widget {
     }
   }
 
-  private modelView(model: ModelDetail): HTMLElement {
+  private modelView(model: MonitoredModel): HTMLElement {
     const aliases = Object.entries(model.aliases);
     return h(
       'div',
@@ -102,6 +168,7 @@ export class ModelView extends Widget {
           : 'No aliases yet: "Move alias…" on a version points one at it.'
       ),
       h('div', { class: 'mlops-table-wrap' }, this.versionsTable(model)),
+      section('Monitoring', true, monitoringView(model.name, model.monitoring)),
       section('Alias history', true, historyTable(model.alias_history))
     );
   }
@@ -265,6 +332,185 @@ function historyTable(moves: AliasMove[]): HTMLElement {
           h('td', {}, `${version(move.from_version, 'new')} → ${version(move.to_version, 'removed')}`),
           h('td', {}, move.user ?? ''),
           h('td', { class: 'mlops-alias-reason-cell' }, move.reason ?? '')
+        )
+      )
+    )
+  );
+}
+
+/** The Monitoring part: the newest drift check, live performance, the monitor timeline. */
+function monitoringView(name: string, monitoring: Monitoring | undefined): HTMLElement {
+  const { drift = null, performance = [], events = [] } = monitoring ?? {};
+  if (!drift && !performance.length && !events.length) {
+    return h(
+      'p',
+      { class: 'mlops-empty mlops-not-monitored' },
+      `Not monitored yet: no drift check, live performance or monitor step recorded. ` +
+        `Try mlops-nb monitor ${name}@champion --requests --since 1d.`
+    );
+  }
+  return h(
+    'div',
+    { class: 'mlops-monitoring' },
+    drift ? driftView(drift) : h('p', { class: 'mlops-empty' }, 'No drift check recorded yet.'),
+    performance.length ? performanceTable(performance) : null,
+    events.length ? eventsList(events) : null
+  );
+}
+
+/** "Dataset drift: 2 of 10 columns drifted: …" with the share, then the columns table. */
+function driftView(drift: DriftCheck): HTMLElement {
+  const verdict =
+    drift.dataset_drift === null
+      ? 'drift check'
+      : drift.dataset_drift
+        ? 'dataset drift'
+        : 'no dataset drift';
+  const share =
+    drift.share === null
+      ? ''
+      : ` (share ${drift.share.toFixed(2)}` +
+        `${drift.drift_share === null ? '' : `, drift at ${drift.drift_share}`})`;
+  const version = drift.model_version === null ? '' : ` · v${drift.model_version}`;
+  return h(
+    'div',
+    { class: 'mlops-drift', 'data-check': drift.check_id },
+    h('h3', { class: 'mlops-monitoring-title' }, 'Drift'),
+    h(
+      'p',
+      { class: 'mlops-drift-summary' },
+      h(
+        'span',
+        { class: `mlops-badge ${drift.dataset_drift ? 'mlops-badge-drift' : 'mlops-badge-no-drift'}` },
+        verdict
+      ),
+      ` ${drift.summary}${share}`
+    ),
+    h(
+      'p',
+      { class: 'mlops-drift-meta', title: `check ${drift.check_id}` },
+      `${formatTime(drift.when, true)}${version} · ${drift.reference} ` +
+        `(${formatValue(drift.n_reference)} rows) against ${drift.current} ` +
+        `(${formatValue(drift.n_current)} rows)`
+    ),
+    driftTable(drift.columns, 'mlops-drift-columns'),
+    drift.predictions.length ? h('p', { class: 'mlops-drift-predictions-title' }, 'Predictions') : null,
+    drift.predictions.length ? driftTable(drift.predictions, 'mlops-drift-predictions') : null
+  );
+}
+
+function driftTable(columns: DriftColumn[], klass: string): HTMLElement {
+  const head = ['column', 'type', 'method', 'score', 'threshold', 'drifted'];
+  return h(
+    'table',
+    { class: `mlops-rows mlops-drift-table ${klass}` },
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        ...head.map(c => h('th', { class: ['score', 'threshold'].includes(c) ? 'mlops-number' : '' }, c))
+      )
+    ),
+    h(
+      'tbody',
+      {},
+      ...columns.map(c =>
+        h(
+          'tr',
+          {
+            class: c.drifted ? 'mlops-drifted' : '',
+            'data-column': c.column,
+            'data-drifted': String(c.drifted)
+          },
+          h('td', { class: 'mlops-drift-column' }, c.column),
+          h('td', {}, c.column_type ?? ''),
+          h('td', {}, c.method),
+          h(
+            'td',
+            { class: 'mlops-number', title: c.exact ? '' : 'approximated from the stored reference profile' },
+            `${formatValue(c.score)}${c.exact ? '' : ' ≈'}`
+          ),
+          h('td', { class: 'mlops-number' }, formatValue(c.threshold)),
+          h('td', { class: 'mlops-drift-flag' }, c.drifted ? 'drifted' : '–')
+        )
+      )
+    )
+  );
+}
+
+const KIND_TITLES: Record<string, string> = {
+  realized: 'measured on feedback labels',
+  estimated: 'estimated from calibrated probabilities, before labels arrive'
+};
+
+/** A change as "+0.02" or "−0.2" (empty when unknown). */
+function signed(change: number | null): string {
+  return change === null ? '' : `${change >= 0 ? '+' : '−'}${formatValue(Math.abs(change))}`;
+}
+
+/** Per metric: the newest live (or estimated) value against the value at training time. */
+function performanceTable(rows: LivePerformance[]): HTMLElement {
+  const head = ['metric', 'kind', 'value', 'baseline', 'change', 'window', 'rows', 'version'];
+  return h(
+    'div',
+    { class: 'mlops-performance' },
+    h('h3', { class: 'mlops-monitoring-title' }, 'Live performance'),
+    h(
+      'table',
+      { class: 'mlops-rows mlops-performance-table' },
+      h('thead', {}, h('tr', {}, ...head.map(c => h('th', {}, c)))),
+      h(
+        'tbody',
+        {},
+        ...rows.map(p => {
+          const change = p.value !== null && p.baseline !== null ? p.value - p.baseline : null;
+          return h(
+            'tr',
+            { 'data-metric': p.metric, 'data-kind': p.kind },
+            h('td', {}, p.metric),
+            h('td', { title: KIND_TITLES[p.kind] ?? '' }, p.kind === 'realized' ? 'live' : p.kind),
+            h('td', { class: 'mlops-number' }, formatValue(p.value)),
+            h('td', { class: 'mlops-number' }, formatValue(p.baseline)),
+            h('td', { class: 'mlops-number' }, signed(change)),
+            h('td', { class: 'mlops-time' }, `${formatTime(p.window_start, true)} – ${formatTime(p.window_end, true)}`),
+            h('td', { class: 'mlops-number' }, formatValue(p.n_rows)),
+            h('td', {}, p.model_version === null ? '' : `v${p.model_version}`)
+          );
+        })
+      )
+    )
+  );
+}
+
+/** What monitor did, newest first: "2026-12-05 14:02 retrain: finished — retrained because …". */
+function eventsList(events: MonitorEvent[]): HTMLElement {
+  const versions = (e: MonitorEvent) => {
+    const known = [e.from_version, e.to_version].filter((v): v is number => v !== null);
+    return known.length ? ` (${known.map(v => `v${v}`).join(' → ')})` : '';
+  };
+  return h(
+    'div',
+    { class: 'mlops-monitor-events' },
+    h('h3', { class: 'mlops-monitoring-title' }, 'What monitor did'),
+    h(
+      'ul',
+      { class: 'mlops-timeline-list' },
+      ...events.map(e =>
+        h(
+          'li',
+          {
+            class: 'mlops-monitor-event',
+            'data-step': e.step,
+            'data-outcome': e.outcome,
+            title: e.run_id ? `run ${e.run_id}` : ''
+          },
+          h('span', { class: 'mlops-time' }, formatTime(e.when, true)),
+          ' ',
+          h('span', { class: 'mlops-event-step' }, `${e.step}: ${e.outcome}`),
+          versions(e),
+          e.reason ? h('span', { class: 'mlops-event-reason' }, ` — ${e.reason}`) : null
         )
       )
     )

@@ -273,6 +273,7 @@ def collect(notebook: str | Path, log: Any, run_id: str | None = None) -> DocMod
         card={
             **_model_card(main_model, models, card, training, record),
             "registered": _registered_versions(log, record.run_id),
+            "monitoring": _monitoring(log, record.run_id),
             "task": task,
             "groups": _group_metrics(log, record, card.get("groups"), task),
             "residuals": _residuals(log, record, main_model, task, card.get("groups"), datasets),
@@ -715,6 +716,90 @@ def _registered_versions(log: Any, run_id: str) -> list[dict[str, Any]]:
          "model_var": row.model_var, "created": _time(row.created_at)}
         for row in mine.itertuples()
     ]  # fmt: skip
+
+
+MONITOR_EVENTS = 20  # the card says why a model changed lately, not every check of a year
+
+
+def _monitoring(log: Any, run_id: str) -> list[dict[str, Any]]:
+    """For each model with a version registered from this run: the newest drift check of each
+    such version (summary line and columns), the newest live or estimated value of each metric
+    against the training-time baseline, and what ``mlops-nb monitor`` did to those versions or
+    with this run (why it was retrained, gated, promoted), newest first."""
+    from mlops_nb.monitor.drift import DriftReport
+
+    versions = log.model_versions()
+    if versions.empty:
+        return []
+    mine = versions[versions["run_id"] == run_id]
+    out = []
+    for name, group in mine.groupby("name", sort=True):
+        numbers = {int(v) for v in group["version"]}
+        checks = log.latest_drift_checks(name)
+        checks = checks[checks["model_version"].isin(numbers)]
+        drift = []
+        for check_id, rows in checks.groupby("check_id", sort=False):
+            inputs = rows[rows["target"] == "inputs"]
+            dataset = rows[rows["target"] == "dataset"]
+            drifted = [str(c) for c in inputs.loc[inputs["drifted"].astype(bool), "column"]]
+            verdict = bool(dataset["drifted"].iloc[0]) if len(dataset) else None
+            share = float(dataset["score"].iloc[0]) if len(dataset) else None
+            first = rows.iloc[0]
+            drift.append({
+                "ref": f"{name}:{int(first['model_version'])}", "when": _time(first["when"]),
+                "check_id": check_id, "reference": first["reference"],
+                "current": first["current"],
+                "summary": DriftReport(inputs, share or 0.0, bool(verdict), drifted).summary(),
+                "verdict": {True: "dataset drift", False: "no dataset drift"}.get(verdict, ""),
+                "share": "" if share is None else f"{share:.2f}",
+                "drift_share": "" if dataset.empty else f"{dataset['threshold'].iloc[0]:g}",
+                "columns": _drift_columns(inputs),
+                "predictions": _drift_columns(rows[rows["target"] == "predictions"]),
+            })  # fmt: skip
+        measured = log.latest_performance(name)
+        measured = measured[measured["model_version"].isin(numbers)]
+        performance = [
+            {"ref": f"{name}:{int(row.model_version)}", "metric": row.metric,
+             "kind": "live" if row.kind == "realized" else row.kind,
+             "value": _number(row.value), "baseline": _number(row.baseline),
+             "change": "" if pd.isna(row.value) or pd.isna(row.baseline)
+             else f"{row.value - row.baseline:+.4f}",
+             "window": f"{_time(row.window_start)} to {_time(row.window_end)}",
+             "rows": int(row.n_rows)}
+            for row in measured.sort_values(["model_version", "kind", "metric"],
+                                            ascending=[False, False, True]).itertuples()
+        ]  # fmt: skip
+        events = log.monitor_events(name)
+        concerned = (
+            events["from_version"].isin(numbers)
+            | events["to_version"].isin(numbers)
+            | (events["run_id"] == run_id)
+        )
+        events = events[concerned].iloc[::-1].head(MONITOR_EVENTS)
+        out.append({
+            "name": name, "refs": ", ".join(f"{name}:{v}" for v in sorted(numbers)),
+            "drift": drift, "performance": performance,
+            "events": [
+                {"when": _time(row.created_at), "step": row.step, "outcome": row.outcome,
+                 "reason": row.reason if isinstance(row.reason, str) else "",
+                 "versions": " → ".join(f"v{int(v)}" for v in (row.from_version, row.to_version)
+                                         if not pd.isna(v))}
+                for row in events.itertuples()
+            ],
+        })  # fmt: skip
+    return out
+
+
+def _drift_columns(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {"column": row.column, "method": row.method, "score": _number(row.score),
+         "threshold": _number(row.threshold), "drifted": bool(row.drifted)}
+        for row in rows.itertuples()
+    ]  # fmt: skip
+
+
+def _number(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else format_number(value)
 
 
 def _model_card(model, models, card, training, record) -> dict[str, Any]:

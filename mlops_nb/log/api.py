@@ -429,6 +429,45 @@ class Log:
         """What ``mlops-nb monitor`` did to a model, newest first, at most ``limit`` events."""
         return self._store.read(lambda con: queries.recent_monitor_events(con, model_name, limit))
 
+    def fairness(
+        self,
+        run_id: str | None = None,
+        model_name: str | None = None,
+        model_version: int | None = None,
+    ) -> pd.DataFrame:
+        """Recorded fairness metrics per group (group '*': overall and summary), oldest first."""
+        return self._store.read(lambda con: queries.fairness(
+            con, run_id=run_id, model_name=model_name, model_version=model_version))  # fmt: skip
+
+    def importances(self, model_name: str, model_version: int) -> pd.DataFrame:
+        """The latest permutation importances of a version, most important first."""
+        return self._store.read(
+            lambda con: queries.importances(con, model_name, int(model_version))
+        )
+
+    def pii_findings(
+        self, run_id: str | None = None, dataset_id: str | None = None
+    ) -> pd.DataFrame:
+        """Personal-data findings per dataset version and column (status flagged, allowed or
+        declared), oldest first."""
+        return self._store.read(
+            lambda con: queries.pii_findings(con, run_id=run_id, dataset_id=dataset_id)
+        )
+
+    def expectations(
+        self, dataset_id: str | None = None, run_id: str | None = None
+    ) -> pd.DataFrame:
+        """Stored expectations of dataset versions (source inferred or file), newest first."""
+        return self._store.read(
+            lambda con: queries.expectations(con, dataset_id=dataset_id, run_id=run_id)
+        )
+
+    def check_results(self, run_id: str | None = None, check_id: str | None = None) -> pd.DataFrame:
+        """Recorded data checks, one row per check of a column, oldest first."""
+        return self._store.read(
+            lambda con: queries.check_results(con, run_id=run_id, check_id=check_id)
+        )
+
     def cache_inputs(self, run_id: str, cell_seq: int) -> list[tuple[str, str]]:
         """(path, identity) of the files a cached cell read, as recorded with its checkpoints."""
         return self._store.read(lambda con: queries.cache_inputs(con, run_id, cell_seq))

@@ -368,6 +368,69 @@ def recent_monitor_events(
     ).df()
 
 
+def fairness(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str | None,
+    model_name: str | None,
+    model_version: int | None,
+) -> pd.DataFrame:
+    """Recorded fairness rows (the ``fairness`` view's columns), oldest first, each
+    evaluation's rows in the order they were recorded."""
+    where, args = _where({"run_id": run_id, "model_name": model_name,
+                          "model_version": model_version})  # fmt: skip
+    return con.execute(
+        'SELECT run_id, cell_seq, model_name, model_version, sensitive, group_name AS "group", '
+        f"metric, value, n_rows, created_at FROM store.fairness{where} ORDER BY created_at, rowid",
+        args,
+    ).df()
+
+
+def importances(
+    con: duckdb.DuckDBPyConnection, model_name: str, model_version: int
+) -> pd.DataFrame:
+    """The latest permutation importances of a model version, most important first."""
+    return con.execute(
+        "SELECT * FROM importances WHERE model_name = ? AND model_version = ? "
+        "QUALIFY created_at = max(created_at) OVER () ORDER BY importance_mean DESC, feature",
+        [model_name, model_version],
+    ).df()
+
+
+def pii_findings(
+    con: duckdb.DuckDBPyConnection, *, run_id: str | None, dataset_id: str | None
+) -> pd.DataFrame:
+    """Personal-data findings (the ``pii_findings`` view's columns), oldest first."""
+    where, args = _where({"run_id": run_id, "dataset_id": dataset_id})
+    return con.execute(
+        f"SELECT * FROM store.pii_findings{where} ORDER BY created_at, rowid", args
+    ).df()
+
+
+def expectations(
+    con: duckdb.DuckDBPyConnection, *, dataset_id: str | None, run_id: str | None
+) -> pd.DataFrame:
+    """Stored expectations of dataset versions (``spec`` is JSON text), newest first."""
+    where, args = _where({"dataset_id": dataset_id, "run_id": run_id})
+    return con.execute(
+        f"SELECT * FROM store.expectations{where} ORDER BY created_at DESC, rowid DESC", args
+    ).df()
+
+
+def check_results(
+    con: duckdb.DuckDBPyConnection, *, run_id: str | None, check_id: str | None
+) -> pd.DataFrame:
+    """Recorded data checks (the ``check_results`` view's columns), oldest first, each
+    check's rows in the order they were recorded."""
+    where, args = _where({"run_id": run_id, "check_id": check_id})
+    return con.execute(
+        "SELECT check_id, run_id, cell_seq, target, expectation, column_name AS \"column\", "
+        'check_name AS "check", n_failing, n_rows, example_rows, example_values, passed, '
+        f"created_at FROM store.check_results{where} ORDER BY created_at, rowid",
+        args,
+    ).df()
+
+
 # ---------------------------------------------------------------------- Prometheus exporter
 # A pipeline is a notebook run headlessly (`mlops-nb run`): its name is the notebook's stem,
 # as in the Pushgateway's grouping key. Sweep children (they have a parent) are left out.

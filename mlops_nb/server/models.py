@@ -146,13 +146,14 @@ def latest_drift(rows: Any) -> dict[str, Any] | None:
     share = float(dataset["score"].iloc[0]) if len(dataset) else None
     verdict = bool(dataset["drifted"].iloc[0]) if len(dataset) else None
     summary = DriftReport(inputs, share or 0.0, bool(verdict), drifted).summary()
+    sizes = dataset.iloc[0] if len(dataset) else first  # rows compared, before per-column NaNs
     return {
         "check_id": first["check_id"], "when": first["when"],
         "model_version": first["model_version"], "reference": first["reference"],
         "current": first["current"], "share": share, "dataset_drift": verdict,
         "drift_share": float(dataset["threshold"].iloc[0]) if len(dataset) else None,
         "summary": summary,
-        "n_reference": first["n_reference"], "n_current": first["n_current"],
+        "n_reference": sizes["n_reference"], "n_current": sizes["n_current"],
         "columns": _columns(inputs),
         "predictions": _columns(check[check["target"] == "predictions"]),
     }  # fmt: skip
