@@ -72,3 +72,60 @@ def line_chart(
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def importance_chart(
+    bars: list[tuple[str, float, float]],
+    title: str = "",
+    width: int = 560,
+) -> str:
+    """An inline SVG of horizontal bars (label, value, spread), most important first, each with
+    a whisker of value ± spread and a zero line: permutation importance with its std."""
+    row, left, right, top = 20, 150, 70, 28
+    height = top + row * max(len(bars), 1) + 24
+    if not bars:
+        return (
+            f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='60'>"
+            f"<text x='8' y='30' font-size='12'>{escape(title)}: nothing measured</text></svg>"
+        )
+    low = min(0.0, *(value - spread for _, value, spread in bars))
+    high = max(0.0, *(value + spread for _, value, spread in bars))
+    if high == low:
+        high = low + 1.0
+
+    def sx(x: float) -> float:
+        return left + (x - low) / (high - low) * (width - left - right)
+
+    zero = sx(0.0)
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        f"font-family='sans-serif' font-size='11'>",
+        f"<text x='8' y='16' font-size='13' font-weight='bold'>{escape(title)}</text>",
+    ]
+    for index, (label, value, spread) in enumerate(bars):
+        y = top + index * row
+        x0, x1 = sorted((zero, sx(value)))
+        color = PALETTE[0] if value >= 0 else PALETTE[1]
+        parts.append(
+            f"<text x='{left - 6}' y='{y + 13}' text-anchor='end'>{escape(label[:24])}</text>"
+            f"<rect x='{x0:.1f}' y='{y + 3}' width='{max(x1 - x0, 0.5):.1f}' height='{row - 6}' "
+            f"fill='{color}' opacity='0.8'><title>{escape(label)}: {value:.4g} ± {spread:.2g}"
+            "</title></rect>"
+        )
+        if spread > 0:
+            w0, w1, mid = sx(value - spread), sx(value + spread), y + row / 2
+            parts.append(
+                f"<line x1='{w0:.1f}' y1='{mid:.1f}' x2='{w1:.1f}' y2='{mid:.1f}' stroke='#111'/>"
+                f"<line x1='{w0:.1f}' y1='{mid - 4:.1f}' x2='{w0:.1f}' y2='{mid + 4:.1f}' "
+                f"stroke='#111'/><line x1='{w1:.1f}' y1='{mid - 4:.1f}' x2='{w1:.1f}' "
+                f"y2='{mid + 4:.1f}' stroke='#111'/>"
+            )
+        parts.append(f"<text x='{width - right + 6}' y='{y + 13}'>{value:.3g}</text>")
+    bottom = top + row * len(bars)
+    parts.append(
+        f"<line x1='{zero:.1f}' y1='{top - 2}' x2='{zero:.1f}' y2='{bottom + 2}' stroke='#999'/>"
+        f"<text x='{zero:.1f}' y='{bottom + 16}' text-anchor='middle'>0</text>"
+        f"<text x='{sx(high):.1f}' y='{bottom + 16}' text-anchor='middle'>{high:.3g}</text>"
+    )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -74,8 +74,10 @@ def test_bad_conditions_are_all_named_in_one_message():
 
 def test_greater_is_better_is_inferred_from_the_name_and_overridable():
     lower = ["log_loss", "val_loss", "rmse", "mae", "mape", "fit_time", "latency_p99", "error_rate",
-             "duration_s", "logloss"]  # fmt: skip
-    greater = ["accuracy", "roc_auc", "f1_macro", "precision", "r2", "neg_log_loss", "test_acc"]
+             "duration_s", "logloss", "demographic_parity_difference",
+             "equalized_odds_difference_gender"]  # fmt: skip
+    greater = ["accuracy", "roc_auc", "f1_macro", "precision", "r2", "neg_log_loss", "test_acc",
+               "demographic_parity_ratio"]  # fmt: skip
     assert [greater_is_better(m) for m in lower] == [False] * len(lower)
     assert [greater_is_better(m) for m in greater] == [True] * len(greater)
     assert greater_is_better("n_trees") is None  # unknown: the operator decides

@@ -52,11 +52,13 @@ LOWER_IS_BETTER = frozenset({
     "loss", "logloss", "error", "err", "errors", "mse", "rmse", "mae", "mape", "smape", "msle",
     "rmsle", "medae", "brier", "perplexity", "time", "latency", "duration", "seconds", "ms",
     "fpr", "fnr", "cost", "regret", "distance", "divergence", "drift",
+    "difference",  # fairness gaps: demographic_parity_difference, equalized_odds_difference
 })  # fmt: skip
 GREATER_IS_BETTER = frozenset({
     "accuracy", "acc", "auc", "roc", "pr", "f1", "fbeta", "precision", "recall", "r2", "score",
     "ap", "map", "ndcg", "mcc", "kappa", "tpr", "tnr", "specificity", "sensitivity", "iou",
     "dice", "bleu", "rouge", "throughput", "gain", "lift", "coverage", "explained",
+    "parity",  # demographic_parity_ratio (its _difference is caught as lower-is-better first)
 })  # fmt: skip
 BASELINE_WORD = "baseline"
 _ZERO_MARGIN = 1e-10  # MLflow: with a 0 baseline, "relatively better" means better by this
