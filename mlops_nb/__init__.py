@@ -118,6 +118,31 @@ def drift(
                           since=since, record=record, **options)  # fmt: skip
 
 
+def fairness(
+    y_true: Any,
+    y_pred: Any,
+    sensitive: Any,
+    *,
+    pos_label: Any = None,
+    name: str | None = None,
+    record: bool = False,
+) -> Any:
+    """Accuracy, selection rate, TPR, FPR and count per group of ``sensitive``, and the
+    demographic parity difference and ratio and equalized odds difference (fairlearn's
+    numbers); returns a ``FairnessReport`` (``.by_group``, ``.summary``, HTML view).
+
+    ``record=True`` journals it into the active run: ``fairness`` rows, and the summary
+    numbers as metrics that gates check (``%mlops gate "demographic_parity_ratio >= 0.8"``).
+    """
+    from mlops_nb.capture.fairness import fairness as measure
+    from mlops_nb.capture.fairness import record_fairness
+
+    report = measure(y_true, y_pred, sensitive, pos_label=pos_label, name=name)
+    if record:
+        record_fairness(active_run(), [report])
+    return report
+
+
 def log_metric(key: str, value: float, step: int | None = None) -> None:
     """Record a metric on the active run (started by ``%mlops track`` or ``start_run``)."""
     active_run().log_metric(key, value, step=step)
@@ -136,6 +161,6 @@ def log_params(params: Mapping[str, Any]) -> None:
 
 
 __all__ = [
-    "Log", "MlopsError", "Run", "RunRecord", "__version__", "active_run", "drift", "log_metric",
-    "log_metrics", "log_param", "log_params", "open_log", "register_model",
+    "Log", "MlopsError", "Run", "RunRecord", "__version__", "active_run", "drift", "fairness",
+    "log_metric", "log_metrics", "log_param", "log_params", "open_log", "register_model",
 ]  # fmt: skip

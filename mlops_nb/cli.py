@@ -259,7 +259,85 @@ def build_parser() -> argparse.ArgumentParser:
             "drift, retrain, gate and promote. " + EXIT_CODES_HELP,
         )
     )
+
+    from mlops_nb import validate_command
+
+    validate_command.add_arguments(
+        add(
+            "validate",
+            "Check data against expectations (inferred from a recorded dataset, a registered "
+            "model's training data, or a .yaml file), or infer them. "
+            + validate_command.EXIT_CODES_HELP,
+        )
+    )
+    _add_retention_commands(add)
     return parser
+
+
+def _add_retention_commands(add: Any) -> None:
+    """``purge``, ``forget``, ``retention`` and ``storage`` (mlops_nb/retention.py)."""
+    purge = add("purge", "Remove old checkpoints, request payloads and unregistered artifacts "
+                "(files and rows), and record what went (counts, never contents).")  # fmt: skip
+    which = purge.add_mutually_exclusive_group(required=True)
+    which.add_argument("--older-than", metavar="DURATION",
+                       help="checkpoints, request payloads and unregistered artifacts older "
+                       "than this, e.g. 90d, 12h, 2w")  # fmt: skip
+    which.add_argument(
+        "--run", metavar="RUN_ID", help="the checkpoints and unregistered artifacts of this run"
+    )
+    which.add_argument(
+        "--requests-before",
+        metavar="DATE",
+        help="request payloads recorded before this date (UTC), e.g. 2024-05-01",
+    )
+    purge.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
+    purge.add_argument(
+        "--compact",
+        action="store_true",
+        help="then rewrite the log file, so removed payloads leave no bytes in it (the log is "
+        "locked while it is copied)",
+    )
+    purge.add_argument("--format", "-f", choices=("text", "json"), default="text")
+
+    forget = add(
+        "forget",
+        "Find one person's value in a column of every stored request and "
+        "checkpoint (through the keyed hashes), remove them, and say where it was.",
+    )
+    forget.add_argument("--column", required=True, metavar="COLUMN", help="e.g. email")
+    forget.add_argument("--value", required=True, metavar="VALUE", help="e.g. alice@example.com")
+    forget.add_argument("--dry-run", action="store_true", help="say where it is; change nothing")
+    forget.add_argument(
+        "--no-compact",
+        action="store_true",
+        help="do not rewrite the log file afterwards (removed payloads may leave bytes in its "
+        "free space until reused)",
+    )
+    forget.add_argument("--format", "-f", choices=("text", "json"), default="text")
+
+    retention = add(
+        "retention",
+        "Show or set how long checkpoints, request payloads and "
+        "artifacts are kept (applied when a writer opens the log, once a day).",
+    )
+    for kind, what in (("checkpoints", "pipeline checkpoints"),
+                       ("requests", "served requests' payloads"),
+                       ("artifacts", "artifacts no registered version needs")):  # fmt: skip
+        retention.add_argument(
+            f"--{kind}",
+            metavar="DURATION",
+            help=f"keep {what} this long, e.g. 30d ('off': forever)",
+        )
+    retention.add_argument("--apply", action="store_true", help="apply the policy now")
+    retention.add_argument("--dry-run", action="store_true", help="with --apply: change nothing")
+    retention.add_argument("--format", "-f", choices=("text", "json"), default="text")
+
+    storage = add(
+        "storage",
+        "Where personal data of this project lives: checkpoints, "
+        "request logs, artifacts; how old, whether encrypted.",
+    )
+    storage.add_argument("--format", "-f", choices=("text", "json"), default="text")
 
 
 SCHEDULE_TARGETS = (
@@ -442,9 +520,27 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     return drift_command.run(args, _open(args) if drift_command.needs_log(args) else None)
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from mlops_nb import validate_command
+
+    return validate_command.run(args, _open(args) if validate_command.needs_log(args) else None)
+
+
+def _cmd_retention_commands(args: argparse.Namespace) -> int:
+    from mlops_nb import retention
+
+    command = getattr(retention, f"{args.command}_from_cli")
+    return command(args, _open(args))
+
+
 _COMMANDS = {
+    "purge": _cmd_retention_commands,
+    "forget": _cmd_retention_commands,
+    "retention": _cmd_retention_commands,
+    "storage": _cmd_retention_commands,
     "models": _cmd_models,
     "drift": _cmd_drift,
+    "validate": _cmd_validate,
     "monitor": _cmd_monitor,
     "runs": _cmd_runs,
     "show": _cmd_show,

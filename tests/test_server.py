@@ -824,3 +824,84 @@ async def test_a_model_shows_its_latest_drift_check_performance_and_monitor_even
     ]  # fmt: skip
     other = (await get_json(jp_fetch, "models", "other"))["monitoring"]
     assert other == {"drift": None, "performance": [], "events": []}
+
+
+# ---------------------------------------------------------------------- governance
+def record_governance(log, run_id: str):
+    """What a tracked run records about its data and fairness, made by the real functions: a
+    data check with two failures (one on a personal-data column), the personal-data scan of
+    the frame, and fairness by region. Returns the fairness report."""
+    import pandas as pd
+
+    from mlops_nb.capture.expectations import check_frame, infer_expectations
+    from mlops_nb.capture.fairness import fairness
+    from mlops_nb.capture.pii import scan_frame
+    from mlops_nb.validate_command import record_report
+
+    frame = pd.DataFrame({"email": [f"person{i}@planted.example" for i in range(8)],
+                          "age": [20, 30, 40, 50, 60, 70, 80, 130],
+                          "region": ["north", "south", "north", HOSTILE] * 2})  # fmt: skip
+    spec = infer_expectations(frame.head(6), private={"email"})
+    spec.columns["age"].max = 65
+    spec.columns["email"].pattern = r"^nobody@"
+    report = check_frame(frame, spec, private={"email"}, target=f"{run_id[:8]}:customers@v1",
+                         expectation="customers.yaml")  # fmt: skip
+    record_report(log, report, run_id=run_id, cell_seq=2)
+    for finding in scan_frame(frame):
+        log.record("pii_findings", finding.to_row(
+            dataset_id=f"{run_id[:8]}:customers@v1", run_id=run_id, cell_seq=1,
+            dataset_name="customers", created_at=time.time()))  # fmt: skip
+    fair = fairness([1, 0, 1, 0, 1, 0, 1, 0], [1, 0, 0, 0, 1, 1, 1, 0], frame["region"])
+    measured_at = time.time()  # one evaluation: its rows share the time
+    for row in fair.rows():
+        log.record("fairness", {"run_id": run_id, "cell_seq": 3, "model_name": "model",
+                                "model_version": None, **row,
+                                "created_at": measured_at})  # fmt: skip
+    log.flush()
+    return fair
+
+
+async def test_a_run_and_a_model_carry_their_governance(jp_fetch, registered, seeded):
+    from mlops_nb.registry.explain import permutation_importances, record_importances
+
+    fair = record_governance(registered, seeded["fast"])
+    model, frame = tiny_classifier()
+    measured = permutation_importances(model, frame, [1, 1, 1, 0, 0, 0], {"task": "classification"})
+    record_importances(registered, "churn", 2, measured)
+    registered.flush()
+
+    response = await jp_fetch("mlops-nb", "api", "runs", seeded["fast"])
+    assert b"planted.example" not in response.body  # no value of the email column
+    governance = json.loads(response.body)["governance"]
+    [check] = governance["checks"]
+    assert (check["passed"], check["n_failed"], check["n_rows"]) == (False, 2, 8)
+    assert check["expectation"] == "customers.yaml" and check["cell_seq"] == 2
+    failures = {f["column"]: f for f in check["failures"]}
+    assert (failures["age"]["check"], failures["age"]["n_failing"]) == ("max", 3)
+    assert failures["age"]["example_rows"] == [5, 6, 7]
+    assert failures["age"]["example_values"] == [70, 80, 130]
+    assert failures["email"]["check"] == "pattern" and failures["email"]["n_failing"] == 8
+    assert failures["email"]["example_values"] is None  # personal data: never sent
+    [email] = governance["personal_data"]
+    found = [email[k] for k in ("dataset", "column", "kind", "status")]
+    assert found == ["customers@v1", "email", "email", "flagged"]
+    [region] = governance["fairness"]
+    assert region["sensitive"] == "region" and region["n_rows"] == 8
+    assert region["summary"] == pytest.approx(fair.summary)
+    assert [g["group"] for g in region["groups"]] == [HOSTILE, "north", "south"]  # sorted
+    north = fair.by_group.loc["north"]
+    assert region["groups"][1]["selection_rate"] == pytest.approx(north["selection_rate"])
+    nothing = (await get_json(jp_fetch, "runs", seeded["slow"]))["governance"]
+    assert nothing == {"checks": [], "personal_data": [], "fairness": []}
+
+    newest, oldest = (await get_json(jp_fetch, "models", "churn"))["versions"]
+    importance = newest["explanations"]["importance"]
+    assert [r["feature"] for r in importance["rows"]] == measured["feature"].tolist()
+    assert importance["rows"][0]["importance"] == pytest.approx(
+        measured["importance_mean"].iloc[0])  # fmt: skip
+    assert (importance["metric"], importance["n_rows"], importance["n_repeats"]) == (
+        "accuracy", 6, 5)  # fmt: skip
+    assert "svg" not in importance  # numbers only: the tab draws the chart
+    assert newest["explanations"]["fairness"] == [region]  # from its source run
+    assert oldest["explanations"]["importance"]["rows"] == []
+    assert oldest["explanations"]["fairness"] == []

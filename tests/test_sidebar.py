@@ -59,6 +59,7 @@ def lab(tmp_path_factory):
     seed_sweep(log)
     seed_models(log, ids)
     seed_monitoring(log)
+    seed_governance(log, ids["tuned"])
     with running_lab(root, log) as server:
         yield server, ids, log
 
@@ -128,6 +129,50 @@ def seed_monitoring(log_path: Path) -> None:
             "event_id": step, "model_name": "churn", "alias": "champion", "step": step,
             "outcome": outcome, "reason": reason, "from_version": 1, "created_at": when,
         })  # fmt: skip
+    log.flush()
+    log.close()
+
+
+def seed_governance(log_path: Path, run_id: str) -> None:
+    """What the demo run "tuned" recorded about its data, by the real functions: a failed data
+    check (one failure on a personal-data column), the personal-data scan of the frame,
+    fairness by region; and the permutation importance of churn:2, registered from it."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_nb.capture.expectations import check_frame, infer_expectations
+    from mlops_nb.capture.fairness import fairness
+    from mlops_nb.capture.pii import scan_frame
+    from mlops_nb.registry.explain import permutation_importances, record_importances
+    from mlops_nb.validate_command import record_report
+
+    log = mlops_nb.open_log(log_path)
+    frame = pd.DataFrame({"email": [f"person{i}@planted.example" for i in range(8)],
+                          "age": [20, 30, 40, 50, 60, 70, 80, 130],
+                          "region": ["north", "south", "north", HOSTILE] * 2})  # fmt: skip
+    spec = infer_expectations(frame.head(6), private={"email"})
+    spec.columns["age"].max = 65
+    spec.columns["email"].pattern = r"^nobody@"
+    report = check_frame(frame, spec, private={"email"}, target=f"{run_id[:8]}:customers@v1",
+                         expectation="customers.yaml")  # fmt: skip
+    record_report(log, report, run_id=run_id, cell_seq=2)
+    for finding in scan_frame(frame):
+        log.record("pii_findings", finding.to_row(
+            dataset_id=f"{run_id[:8]}:customers@v1", run_id=run_id, cell_seq=1,
+            dataset_name="customers", created_at=time.time()))  # fmt: skip
+    measured_at = time.time()
+    for row in fairness([1, 0, 1, 0, 1, 0, 1, 0], [1, 0, 0, 0, 1, 1, 1, 0],
+                        frame["region"]).rows():  # fmt: skip
+        log.record("fairness", {"run_id": run_id, "cell_seq": 3, "model_name": None,
+                                "model_version": None, **row,
+                                "created_at": measured_at})  # fmt: skip
+    inputs = pd.DataFrame({"tenure": [1.0, 2, 3, 10, 11, 12, 4, 9] * 3,
+                           "monthly_charges": [70.0, 20, 65, 30, 25, 80, 75, 22] * 3,
+                           HOSTILE: [0.0, 1, 0, 1, 1, 0, 1, 0] * 3})  # fmt: skip
+    labels = [1, 1, 1, 0, 0, 0, 1, 0] * 3
+    model = LogisticRegression().fit(inputs, labels)
+    record_importances(log, "churn", 2, permutation_importances(
+        model, inputs, labels, {"task": "classification"}))  # fmt: skip
     log.flush()
     log.close()
 
@@ -645,3 +690,52 @@ def test_a_models_monitoring_shows_the_drifted_columns_and_why_it_was_retrained(
     assert events.nth(1).get_attribute("data-step") == "drift"  # newest first
     page.locator(f"{area} .mlops-monitor-events").scroll_into_view_if_needed()
     shoot(page, "model-monitoring")
+
+
+def test_a_runs_governance_and_a_models_importance_chart(page, lab):
+    server, ids, log_path = lab
+    page.goto(server.page_url())
+    open_sidebar(page)
+    open_experiment(page, "demo", "1–3 of 3")
+    page.click(f"{DEMO} tr[data-run-id='{ids['tuned']}'] td.mlops-name")
+    part = f"{DEMO} .mlops-detail .mlops-governance"
+    page.wait_for_selector(f"{part} .mlops-check-failures")
+    summary = page.inner_text(f"{part} .mlops-check-summary")
+    assert re.fullmatch(rf"failed {ids['tuned'][:8]}:customers@v1 against customers.yaml: "
+                        r"2 of \d+ checks failed on 8 rows", summary), summary  # fmt: skip
+    failures = page.locator(f"{part} .mlops-check-failures tbody tr").all_inner_texts()
+    assert [row.split("\t") for row in failures] == [
+        ["email", "pattern", "8 of 8", "0, 1, 2, 3, 4, …", "personal data: not shown"],
+        ["age", "max", "3 of 8", "5, 6, 7", "70, 80, 130"],
+    ]
+    found = page.locator(f"{part} .mlops-pii tbody tr")
+    assert [found.first.get_attribute(a) for a in ("data-column", "data-status")] == [
+        "email", "flagged"]  # fmt: skip
+    fair = f"{part} .mlops-fairness[data-sensitive='region']"
+    groups = page.locator(f"{fair} .mlops-fairness-groups tbody tr td:first-child")
+    assert groups.all_inner_texts() == [HOSTILE, "north", "south", "overall"]
+    log = mlops_nb.open_log(log_path)
+    ratio = log.fairness(run_id=ids["tuned"]).set_index("metric")["value"]
+    log.close()
+    shown = page.inner_text(f"{fair} td[data-metric='demographic_parity_ratio']")
+    assert float(shown) == pytest.approx(ratio["demographic_parity_ratio"], abs=1e-3)
+    assert "planted.example" not in page.content()  # no value of the email column
+    page.locator(f"{part} .mlops-fairness").scroll_into_view_if_needed()
+    shoot(page, "run-governance")
+
+    page.click(f"{PANEL} .mlops-open-model[data-model='churn']")
+    area = ".mlops-model-area[data-model='churn'] .mlops-explanations"
+    page.wait_for_selector(f"{area} .mlops-explain-version")
+    page.select_option(f"{area} .mlops-explain-version", "2")
+    page.wait_for_selector(f"{area} [data-version='2'] .mlops-importance-chart")
+    log = mlops_nb.open_log(log_path)
+    measured = log.importances("churn", 2)["feature"].tolist()
+    log.close()
+    bars = page.locator(f"{area} .mlops-importance-bar")
+    assert [bars.nth(i).get_attribute("data-feature") for i in range(bars.count())] == measured
+    assert HOSTILE in measured and page.locator(".mlops-model-area img").count() == 0
+    assert page.locator(f"{area} .mlops-fairness[data-sensitive='region']").count() == 1
+    page.locator(f"{area} .mlops-importance-chart").scroll_into_view_if_needed()
+    shoot(page, "model-explanations")
+    page.select_option(f"{area} .mlops-explain-version", "1")  # nothing measured for v1
+    page.wait_for_selector(f"{area} [data-version='1'] .mlops-no-importance")

@@ -74,6 +74,67 @@ export interface RunDetail {
   notes: Row[];
   docs: string | null;
   notebook: string | null;
+  governance?: Governance;
+}
+
+/** One failed check of a column (example values null: personal data, never shown). */
+export interface CheckFailure {
+  column: string;
+  check: string;
+  n_failing: number;
+  n_rows: number;
+  example_rows: number[];
+  example_values: Scalar[] | null;
+}
+
+/** One data check of a frame against expectations (--expect, mlops-nb validate). */
+export interface DataCheck {
+  check_id: string;
+  cell_seq: number | null;
+  target: string;
+  expectation: string;
+  n_rows: number;
+  n_checks: number;
+  n_failed: number;
+  passed: boolean;
+  created_at: string;
+  failures: CheckFailure[];
+}
+
+/** A column found to hold personal data (the latest finding per dataset version). */
+export interface PersonalData {
+  dataset: string;
+  column: string;
+  kind: string;
+  method: string;
+  share: number | null;
+  status: string;
+}
+
+/** One sensitive column's fairness: summary numbers, then a row per group. */
+export interface Fairness {
+  sensitive: string;
+  summary: Record<string, number | null>;
+  /** accuracy, selection_rate, tpr, fpr, count (multiclass: selection_rate[c], ...) */
+  metrics: string[];
+  groups: ({ group: string } & Record<string, number | string | null>)[];
+  overall: Record<string, number | null>;
+  n_rows: number;
+}
+
+/** A run's Governance part (GET runs/{id} → governance). */
+export interface Governance {
+  checks: DataCheck[];
+  personal_data: PersonalData[];
+  fairness: Fairness[];
+}
+
+/** Permutation importance of a version, most important first (numbers; drawn here). */
+export interface Importance {
+  rows: { feature: string; importance: number; std: number }[];
+  metric: string | null;
+  n_rows: number;
+  n_repeats: number;
 }
 
 export interface Comparison {
@@ -142,6 +203,8 @@ export interface ModelVersion {
   verification: Record<string, Scalar>;
   signature: { n_columns: number; columns: { name: string; kind: string }[] };
   outputs: Record<string, unknown>;
+  /** What the version relies on (importance) and how fair its evaluation was. */
+  explanations?: { importance: Importance; fairness: Fairness[] } | null;
 }
 
 /** One alias move, as kept in the alias history (to_version null: removed). */

@@ -10,6 +10,7 @@ import { Widget } from '@lumino/widgets';
 
 import { AliasMove, AliasMoved, ModelDetail, ModelVersion, request } from './api';
 import { formatTime, formatValue, h, section } from './dom';
+import { fairnessView, importanceChart } from './governance';
 
 /** How many metrics the versions table shows (those most versions have). */
 const KEY_METRICS = 4;
@@ -168,6 +169,7 @@ export class ModelView extends Widget {
           : 'No aliases yet: "Move alias…" on a version points one at it.'
       ),
       h('div', { class: 'mlops-table-wrap' }, this.versionsTable(model)),
+      section('Explanations and fairness', true, explanationsView(model)),
       section('Monitoring', true, monitoringView(model.name, model.monitoring)),
       section('Alias history', true, historyTable(model.alias_history))
     );
@@ -335,6 +337,59 @@ function historyTable(moves: AliasMove[]): HTMLElement {
         )
       )
     )
+  );
+}
+
+/**
+ * A version's permutation importance chart and its fairness, for the version picked (first
+ * the one `champion` points at, else the newest); picking another redraws in place.
+ */
+function explanationsView(model: ModelDetail): HTMLElement {
+  const champion = model.aliases.champion;
+  const first = model.versions.find(v => v.version === champion) ?? model.versions[0];
+  const content = h('div', { class: 'mlops-explanations-content' });
+  const picker = h(
+    'select',
+    { class: 'mlops-explain-version', title: 'The version whose explanations are shown' },
+    ...model.versions.map(v =>
+      h('option', { value: v.version }, `v${v.version}${v.aliases.length ? ` (${v.aliases.join(', ')})` : ''}`)
+    )
+  );
+  const show = (version: ModelVersion | undefined) => {
+    if (!version) {
+      content.replaceChildren(h('p', { class: 'mlops-empty' }, 'No version.'));
+      return;
+    }
+    content.dataset.version = String(version.version);
+    const { importance = null, fairness = [] } = version.explanations ?? {};
+    const ref = `${model.name}:${version.version}`;
+    content.replaceChildren(
+      importance && importance.rows.length
+        ? importanceChart(importance)
+        : h(
+            'p',
+            { class: 'mlops-empty mlops-no-importance' },
+            `No permutation importance recorded for ${ref}: mlops-nb models explain ${ref} measures it.`
+          ),
+      fairness.length
+        ? fairnessView(fairness)
+        : h(
+            'p',
+            { class: 'mlops-empty mlops-no-fairness' },
+            `No fairness measured in the run ${ref} came from (%%mlops track evaluate --sensitive COLUMN).`
+          )
+    );
+  };
+  picker.value = String(first?.version ?? '');
+  picker.addEventListener('change', () =>
+    show(model.versions.find(v => String(v.version) === picker.value))
+  );
+  show(first);
+  return h(
+    'div',
+    { class: 'mlops-explanations' },
+    h('label', { class: 'mlops-row' }, 'Version ', picker),
+    content
   );
 }
 

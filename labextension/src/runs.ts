@@ -18,6 +18,7 @@ import {
   section
 } from './dom';
 import { parseFilter } from './forms';
+import { governanceView } from './governance';
 
 /** Lumino's message type, named through Widget (no direct dependency on @lumino/messaging). */
 type Message = Parameters<Widget['processMessage']>[0];
@@ -575,6 +576,7 @@ export class RunsView extends Widget {
       section('Stage timeline', true, stageTimeline(run.cells)),
       section('Lineage', true, lineageGraph(run.graph)),
       section('Artifacts', true, artifacts),
+      section('Governance', hasGovernance(run), governanceView(run.governance)),
       section('Models', false, rowsTable(run.models, ['name', 'class_name', 'stage'])),
       section('Datasets', false, rowsTable(run.datasets, ['name', 'version', 'n_rows', 'n_cols', 'fingerprint'])),
       section('Notes', run.notes.length > 0, rowsTable(run.notes, ['cell_seq', 'kind', 'message'])),
@@ -698,6 +700,12 @@ export function statusBadge(run: Pick<RunSummary, 'status' | 'progress'>): HTMLE
     run.progress ? ` ${run.progress}` : '',
     bar
   );
+}
+
+/** Whether the run recorded a data check, personal data or fairness (the part opens). */
+function hasGovernance(run: RunDetail): boolean {
+  const g = run.governance;
+  return !!g && (g.checks.length > 0 || g.personal_data.length > 0 || g.fairness.length > 0);
 }
 
 /** Metrics where smaller wins (losses, errors, times); the rest are scores. */

@@ -3,19 +3,38 @@
 DataFrames as Parquet, numpy arrays as ``.npy``, scikit-learn estimators with skops, anything
 else picklable with pickle. Modules, functions and classes are not saved: a resumed run gets
 them back by re-running the import and ``def``/``class`` statements of the skipped cells.
+
+A value holding personal data is saved encrypted when the caller passes a ``key``
+(``pii.encryption_key``): the same bytes, AES-256-GCM encrypted in memory before they reach
+the disk, in a file whose format says so (``parquet.enc``). ``load_value`` decrypts them with
+the key of the log the file is stored under; without it, one line says what is missing.
+``PII_CHECKPOINTS_ENV`` chooses between encrypting such values and not saving them at all.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import pickle
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from mlops_nb.capture import estimators
+from mlops_nb.capture import estimators, pii
+from mlops_nb.errors import MlopsError
 
 _SKIPPED_NAMES = {"In", "Out", "get_ipython", "exit", "quit"}
 _SIMPLE = (int, float, str, bool, bytes, type(None))
+ENCRYPTED = ".enc"  # the suffix of the format (and file) of an encrypted checkpoint
+PII_CHECKPOINTS_ENV = "MLOPS_NB_PII_CHECKPOINTS"  # encrypt (default) or skip
+
+
+def pii_checkpoints() -> str:
+    """What to do with a value that holds personal data: ``encrypt`` it or ``skip`` it."""
+    setting = os.environ.get(PII_CHECKPOINTS_ENV, "encrypt").strip().lower() or "encrypt"
+    if setting not in ("encrypt", "skip"):
+        raise MlopsError(f"{PII_CHECKPOINTS_ENV} must be encrypt or skip, not {setting!r}")
+    return setting
 
 
 def is_checkpointable(name: str, value: Any) -> bool:
@@ -27,10 +46,22 @@ def is_checkpointable(name: str, value: Any) -> bool:
     )
 
 
-def save_value(value: Any, folder: Path, name: str) -> tuple[str, Path] | None:
-    """Write ``value`` under ``folder``; (format, path), or None when it cannot be saved."""
+def save_value(
+    value: Any, folder: Path, name: str, key: bytes | None = None
+) -> tuple[str, Path] | None:
+    """Write ``value`` under ``folder``, encrypted with ``key`` when given; (format, path), or
+    None when it cannot be saved."""
     folder.mkdir(parents=True, exist_ok=True)
     for fmt, writer in _writers_for(value):
+        if key is not None:
+            buffer = io.BytesIO()
+            try:
+                writer(value, buffer)
+            except Exception:  # noqa: BLE001 - try the next format, pickle last
+                continue
+            path = folder / f"{name}.{fmt}{ENCRYPTED}"
+            path.write_bytes(pii.encrypt(buffer.getvalue(), key))
+            return fmt + ENCRYPTED, path
         path = folder / f"{name}.{fmt}"
         try:
             writer(value, path)
@@ -42,26 +73,37 @@ def save_value(value: Any, folder: Path, name: str) -> tuple[str, Path] | None:
 
 
 def load_value(fmt: str, path: Path) -> Any:
-    """Read back a value written by ``save_value``."""
+    """Read back a value written by ``save_value`` (decrypting it with the key of the log it
+    is stored under when its format ends with ``.enc``)."""
+    if fmt.endswith(ENCRYPTED):
+        key = pii.artifact_encryption_key(path)
+        plain = pii.decrypt(path.read_bytes(), key, what=f"checkpoint {path.name}")
+        return _read(fmt.removesuffix(ENCRYPTED), io.BytesIO(plain))
+    return _read(fmt, path)
+
+
+def _read(fmt: str, source: Path | BinaryIO) -> Any:
     if fmt == "parquet":
         import pandas as pd
 
-        frame = pd.read_parquet(path)
-        return frame
+        return pd.read_parquet(source)
     if fmt == "polars.parquet":
         import polars as pl
 
-        return pl.read_parquet(path)
+        return pl.read_parquet(source)
     if fmt == "npy":
         import numpy as np
 
-        return np.load(path, allow_pickle=False)
+        return np.load(source, allow_pickle=False)
     if fmt == "skops":
         import skops.io
 
-        return skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
-    with open(path, "rb") as handle:
-        return pickle.load(handle)
+        data = source.read_bytes() if isinstance(source, Path) else source.read()
+        return skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))
+    if isinstance(source, Path):
+        with open(source, "rb") as handle:
+            return pickle.load(handle)
+    return pickle.load(source)
 
 
 def simple_value_key(value: Any) -> str | None:
@@ -92,7 +134,7 @@ def _writers_for(value: Any):
     yield "pickle", _write_pickle
 
 
-def _write_pandas(frame: Any, path: Path) -> None:
+def _write_pandas(frame: Any, target: Path | BinaryIO) -> None:
     """Parquet when it gives the frame back exactly (pickle is tried next otherwise)."""
     if not all(isinstance(column, str) for column in frame.columns):
         raise TypeError("parquet needs string column names")
@@ -100,22 +142,28 @@ def _write_pandas(frame: Any, path: Path) -> None:
 
     if any(is_object_dtype(dtype) for dtype in frame.dtypes):
         raise TypeError("object columns would come back with another dtype")
-    frame.to_parquet(path)
+    frame.to_parquet(target)
 
 
-def _write_numpy(array: Any, path: Path) -> None:
+def _write_numpy(array: Any, target: Path | BinaryIO) -> None:
     import numpy as np
 
-    with open(path, "wb") as handle:  # np.save would append .npy to a str path
-        np.save(handle, array, allow_pickle=False)
+    if isinstance(target, Path):  # np.save would append .npy to a str path
+        with open(target, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+    else:
+        np.save(target, array, allow_pickle=False)
 
 
-def _write_skops(estimator: Any, path: Path) -> None:
+def _write_skops(estimator: Any, target: Path | BinaryIO) -> None:
     import skops.io
 
-    skops.io.dump(estimator, path)
+    skops.io.dump(estimator, target)
 
 
-def _write_pickle(value: Any, path: Path) -> None:
-    with open(path, "wb") as handle:
-        pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+def _write_pickle(value: Any, target: Path | BinaryIO) -> None:
+    if isinstance(target, Path):
+        with open(target, "wb") as handle:
+            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    else:
+        pickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)

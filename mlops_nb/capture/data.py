@@ -28,6 +28,9 @@ Decisions worth knowing:
   time, each column's null mask (packed bits, only for columns with a null) and the pandas
   index (immutable): which cells were null, and which row is which, survive an edit in place
   (``df.drop_duplicates(inplace=True)``). ``diff`` says what its counts mean exactly.
+- Stats hold values (``top``, value ``counts``, ``min``/``max``); ``to_record(private=...)``
+  keeps only the null and distinct counts of personal-data columns (``capture.pii`` says which).
+  A ``diff`` holds counts and column names, never a value, so it needs no such care.
 - ``n_duplicate_rows`` is counted when first asked (a sort of the row hashes, which the
   snapshot owns): a snapshot that is only compared with another never pays for it.
 
@@ -49,7 +52,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +84,12 @@ class DataSnapshot:
     _duplicates: int | None = field(default=None, repr=False, compare=False)
 
     @property
+    def data(self) -> Any:
+        """The object this snapshot was computed from (None for a record read back); it may
+        have been edited in place since."""
+        return self._source.data if self._source is not None else None
+
+    @property
     def n_duplicate_rows(self) -> int:
         """Rows equal to an earlier row; counted when first asked (a sort of the row hashes,
         which never change: a snapshot that is only compared never pays for it)."""
@@ -88,17 +97,29 @@ class DataSnapshot:
             self._duplicates = _count_duplicates(self.row_hashes)
         return self._duplicates
 
-    def to_record(self) -> dict:
-        """JSON-able: everything but the row hashes (and the reference to the data)."""
+    def to_record(self, private: Iterable[str] = ()) -> dict:
+        """JSON-able: everything but the row hashes (and the reference to the data). Columns
+        named in ``private`` (personal data) keep counts only (see ``private_stats``)."""
+        private = set(private)
         return {
             "kind": self.kind,
             "n_rows": self.n_rows,
             "n_cols": self.n_cols,
             "schema": dict(self.schema),
             "fingerprint": self.fingerprint,
-            "stats": {name: dict(values) for name, values in self.stats.items()},
+            "stats": {
+                name: private_stats(values) if name in private else dict(values)
+                for name, values in self.stats.items()
+            },
             "n_duplicate_rows": self.n_duplicate_rows,
         }
+
+
+def private_stats(stats: dict) -> dict:
+    """What the log keeps of a personal-data column: its null and distinct counts, never a
+    value (no top, no value counts, no min/max/mean/std: a number can be an identifier)."""
+    kept = {key: stats[key] for key in ("nulls", "distinct") if key in stats}
+    return {**kept, "private": True}
 
 
 @dataclass

@@ -27,10 +27,21 @@ import mlops_nb
 from mlops_nb._version import __version__
 from mlops_nb.capture.data import change_phrases
 from mlops_nb.capture.estimators import recorded_kind
+from mlops_nb.capture.fairness import fairness_card
+from mlops_nb.capture.pii import checkpoint_protection, pii_summary
 from mlops_nb.docs import lineage
 from mlops_nb.errors import MlopsError
 from mlops_nb.log.filters import Condition, Sort
 from mlops_nb.pipeline.notebook import read_pipeline
+from mlops_nb.registry.explain import model_card_data
+from mlops_nb.retention import storage_report
+from mlops_nb.validate_command import (
+    checks_summary,
+    describe_expectations,
+    expectations_summary,
+    joins_summary,
+    private_columns,
+)
 
 FORMATS = ("html", "md")
 TODO = "To be completed by the author"
@@ -157,6 +168,10 @@ def build_docs(
         written.append(target)
     if "md" in formats:
         figures = out / f"{stem}_files"
+        for explained in model.card.get("explanations", []):
+            if explained["svg"]:
+                figures.mkdir(exist_ok=True)
+                (figures / explained["filename"]).write_text(explained["svg"], encoding="utf-8")
         for stage in model.stages:
             for figure in stage.figures:
                 figures.mkdir(exist_ok=True)
@@ -253,6 +268,7 @@ def collect(notebook: str | Path, log: Any, run_id: str | None = None) -> DocMod
     task = _task(main_model, training.get("target"), record, datasets)
     stage_list = [s for s in stages.values() if s.code or s.duration_s is not None]
     reproducibility = _reproducibility(log, record, environment, datasets, output_note)
+    private = private_columns(log, [], record.run_id)  # personal data: no value shown anywhere
     return DocModel(
         title=pipeline.title or Path(notebook).stem,
         purpose=purpose,
@@ -269,9 +285,13 @@ def collect(notebook: str | Path, log: Any, run_id: str | None = None) -> DocMod
         lineage_svg=lineage.to_svg(graph),
         lineage_mermaid=lineage.to_mermaid(graph),
         stages=stage_list,
-        datasheet=_datasheet(training, datasets, card, stage_list, task),
+        datasheet={
+            **_datasheet(training, datasets, card, stage_list, task),
+            **_data_governance(log, record.run_id, stage_of, private),
+        },
         card={
             **_model_card(main_model, models, card, training, record),
+            **_model_governance(log, record.run_id, main_model, private),
             "registered": _registered_versions(log, record.run_id),
             "monitoring": _monitoring(log, record.run_id),
             "task": task,
@@ -800,6 +820,232 @@ def _drift_columns(rows: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _number(value: Any) -> str:
     return "" if value is None or pd.isna(value) else format_number(value)
+
+
+# ---------------------------------------------------------------------- governance
+PERSONAL_HIDDEN = "personal data: not shown"
+EXPLAIN_LINE = (
+    "A served version also explains single answers: `POST /explain` to `mlops-nb serve` "
+    "returns each input column's contribution to one prediction, as sampled Shapley values "
+    "against reference rows drawn from the training data's profile; they add up to the "
+    "prediction minus the average prediction."
+)
+_FAIRNESS_SUMMARY = (
+    ("demographic_parity_difference", "demographic parity difference"),
+    ("demographic_parity_ratio", "demographic parity ratio"),
+    ("equalized_odds_difference", "equalized odds difference"),
+)
+_FAIRNESS_METRICS = {"accuracy": "accuracy", "selection_rate": "selection rate",
+                     "tpr": "true positive rate", "fpr": "false positive rate",
+                     "count": "rows"}  # fmt: skip
+
+
+def _data_governance(
+    log: Any, run_id: str, stage_of: dict[int, str], private: set[str]
+) -> dict[str, Any]:
+    """The datasheet's data checks, stored expectations, joins, personal-data findings and
+    where personal data of the run is kept, as plain text values (personal values never)."""
+    checks = []
+    for check in checks_summary(log, run_id):
+        failures = []
+        for failure in check["failures"]:
+            values = failure["example_values"]
+            shown = (PERSONAL_HIDDEN if values is None or failure["column"] in private
+                     else ", ".join(_example(v) for v in values))  # fmt: skip
+            rows = failure["example_rows"] or []
+            more = ", …" if failure["n_failing"] > len(rows) > 0 else ""
+            failures.append({
+                "column": failure["column"], "check": failure["check"],
+                "failing": f"{failure['n_failing']:,} of {failure['n_rows']:,}",
+                "rows": ", ".join(str(r) for r in rows) + more, "values": shown,
+            })  # fmt: skip
+        n_checks, n_failed = check["n_checks"], check["n_failed"]
+        verdict = (f"{n_checks} checks passed" if check["passed"]
+                   else f"{n_failed} of {n_checks} checks failed")  # fmt: skip
+        checks.append({
+            "target": check["target"], "expectation": check["expectation"],
+            "stage": stage_of.get(check["cell_seq"], "") if check["cell_seq"] is not None else "",
+            "passed": check["passed"], "when": _time(check["created_at"]),
+            "summary": f"{verdict} on {check['n_rows']:,} rows",
+            "failures": failures,
+        })  # fmt: skip
+    expectations = [
+        {"dataset": _dataset_label(e["dataset_id"] or e["dataset_name"]),
+         "source": "inferred from the data" if e["source"] == "inferred" else "a file",
+         "columns": _expectation_rows(e["columns"], private)}
+        for e in expectations_summary(log, run_id)
+    ]  # fmt: skip
+    joins = [
+        {"stage": stage_of.get(j["cell_seq"], "") if j["cell_seq"] is not None else "",
+         "summary": j["summary"]}
+        for j in joins_summary(log, run_id)
+    ]  # fmt: skip
+    personal = [
+        {**row, "share": "" if row["share"] is None else f"{row['share']:.0%}"}
+        for row in pii_summary(log, run_id)
+    ]
+    return {"checks": checks, "expectations": expectations, "joins": joins,
+            "personal_data": personal, "storage": _storage(log, run_id, stage_of)}  # fmt: skip
+
+
+def _storage(log: Any, run_id: str, stage_of: dict[int, str]) -> dict[str, Any]:
+    """Where the run's personal data is kept: its checkpoints that hold some (encrypted, not
+    encrypted, or not written), the request logs of its registered models, the key's place
+    (never the key) and the retention policy."""
+    report = storage_report(log, [run_id])
+    places = [
+        {"name": c["name"], "stage": c["stage"] or stage_of.get(c["cell_seq"], ""),
+         "dataset": c["dataset"] or "", "columns": ", ".join(c["personal_columns"]),
+         "stored": "encrypted (AES-256-GCM)" if c["encrypted"] else "NOT encrypted",
+         "encrypted": c["encrypted"], "size": _size(c["bytes"]),
+         "created": (c["created_at"] or "")[:19].replace("T", " ")}
+        for c in report["checkpoints"]
+    ]  # fmt: skip
+    for skipped in checkpoint_protection(log, run_id):
+        if skipped["stored"] == "not written":
+            places.append({"name": skipped["name"], "stage": stage_of.get(skipped["cell_seq"], ""),
+                           "dataset": "", "columns": "", "stored": "not written",
+                           "encrypted": True, "size": "", "created": ""})  # fmt: skip
+    registered = {row["ref"].rsplit(":", 1)[0] for row in _registered_versions(log, run_id)}
+    requests = [
+        {"model": f"{r['model']}" + (f" v{r['version']}" if r["version"] is not None else ""),
+         "requests": r["requests"], "payloads": r["payloads"], "size": _size(r["payload_bytes"]),
+         "oldest": (r["oldest_payload"] or "")[:19].replace("T", " "),
+         "hashed": ", ".join(r["hashed_columns"]) or "none",
+         "plain": ", ".join(r["plain_columns"]) or "none"}
+        for r in report["requests"] if r["model"] in registered
+    ]  # fmt: skip
+    key = report["key"]
+    if key["source"] == "environment":
+        where = f"the environment variable {key['name']}"
+    elif key["present"]:
+        mode = key.get("mode", "")
+        where = f"the file {key['path']} (mode {mode}" + (
+            ")" if key.get("private") else ", readable by others: restrict it to 0600)"
+        )
+    else:
+        where = f"no key yet (it will be created at {key['path']}, mode 0600)"
+    policy = report["retention"]["policy"]
+    retention = (
+        "keeps " + ", ".join(f"{kind} for {length}" for kind, length in policy.items())
+        + f"; last applied {report['retention']['last_applied'] or 'never'}"
+        if policy else "none: everything is kept until mlops-nb purge removes it"
+    )  # fmt: skip
+    return {"checkpoints": places, "requests": requests, "key": where, "retention": retention,
+            "unprotected": sum(1 for p in places if not p["encrypted"])}  # fmt: skip
+
+
+def _model_governance(
+    log: Any, run_id: str, model: dict[str, Any] | None, private: set[str]
+) -> dict[str, Any]:
+    """The model card's fairness tables (summary numbers, then per group), the permutation
+    importance chart of each version registered from the run, and the inputs each version
+    expects (its training data's expectations)."""
+    explanations, inputs, fairness = [], [], None
+    for row in _registered_versions(log, run_id):
+        name, version = row["ref"].rsplit(":", 1)
+        record = log.model_version(name, int(version)) or {}
+        if not record:
+            continue
+        found = model_card_data(log, record)
+        if fairness is None and found["fairness"]:
+            fairness = found["fairness"]
+        importance = found["importance"]
+        explanations.append({
+            "ref": row["ref"], "svg": importance["svg"] if importance["rows"] else "",
+            "filename": _anchor("importance", row["ref"].replace(":", "-v")) + ".svg",
+            "rows": [(r["feature"], format_number(r["importance"]), format_number(r["std"]))
+                     for r in importance["rows"]],
+            "measured": (f"the drop of {importance['metric']} when one input column is "
+                         f"shuffled, {importance['n_repeats']} times on "
+                         f"{importance['n_rows']:,} evaluation rows (mean ± std)")
+            if importance["rows"] else "",
+        })  # fmt: skip
+        spec = (record.get("signature") or {}).get("expectations")
+        inputs.append({"ref": row["ref"], "columns": _expectation_rows(
+            describe_expectations(spec), private)})  # fmt: skip
+    if fairness is None:
+        rows = log.fairness(run_id=run_id)
+        mine = rows[rows["model_name"] == model["name"]] if model and len(rows) else rows[:0]
+        fairness = fairness_card(mine if len(mine) else rows)
+    return {"fairness": [_fairness_doc(f) for f in fairness], "explanations": explanations,
+            "input_expectations": inputs, "explain_line": EXPLAIN_LINE}  # fmt: skip
+
+
+def _fairness_doc(card: dict[str, Any]) -> dict[str, Any]:
+    """One sensitive column's fairness: the three summary numbers, then a row per group."""
+    metrics = card["metrics"]
+    headers = [_fairness_label(m) for m in metrics]
+
+    def cells(values: dict[str, Any]) -> list[str]:
+        return [_number(values.get(m)) for m in metrics]
+
+    return {
+        "sensitive": card["sensitive"], "n_rows": card["n_rows"], "headers": headers,
+        "summary": [(label, _number(card["summary"].get(key)))
+                    for key, label in _FAIRNESS_SUMMARY if key in card["summary"]],
+        "rows": [{"group": g["group"], "values": cells(g)} for g in card["groups"]],
+        "overall": cells(card["overall"]),
+    }  # fmt: skip
+
+
+def _fairness_label(metric: str) -> str:
+    """``selection_rate[yes]`` -> ``selection rate (yes)``."""
+    base, _, klass = metric.partition("[")
+    label = _FAIRNESS_METRICS.get(base, base.replace("_", " "))
+    return f"{label} ({klass.rstrip(']')})" if klass else label
+
+
+def _expectation_rows(columns: list[dict[str, Any]], private: set[str]) -> list[dict[str, str]]:
+    """An expectations table: per column its type, nulls, range, allowed values, key, and
+    whether it is personal data (whose range and values are never shown)."""
+    rows = []
+    for c in columns:
+        personal = bool(c["personal"]) or c["column"] in private
+        low, high = c["min"], c["max"]
+        span = "" if low is None and high is None else (
+            f"{_example(low) if low is not None else '…'} to "
+            f"{_example(high) if high is not None else '…'}")  # fmt: skip
+        allowed = ""
+        if c["allowed"] is not None:
+            allowed = ", ".join(_example(v) for v in c["allowed"])
+            if c["n_allowed"] and c["n_allowed"] > len(c["allowed"]):
+                allowed += f", … ({c['n_allowed']} values)"
+        rows.append({
+            "column": c["column"], "dtype": str(c["dtype"] or ""),
+            "nulls": "allowed" if c["nullable"] else "none",
+            "range": PERSONAL_HIDDEN if personal and span else span,
+            "allowed": PERSONAL_HIDDEN if personal and allowed else allowed,
+            "pattern": c["pattern"] or "", "unique": "key" if c["unique"] else "",
+            "personal": "yes" if personal else "",
+        })  # fmt: skip
+    return rows
+
+
+def _example(value: Any) -> str:
+    """A value in a check or an expectation: numbers as elsewhere, text quoted."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int | float):
+        return format_number(value)
+    return str(value)
+
+
+def _dataset_label(dataset_id: Any) -> str:
+    """``clean@v2`` from ``1a2b3c4d:clean@v2``."""
+    text = str(dataset_id or "")
+    return text.split(":", 1)[1] if ":" in text else text
+
+
+def _size(n: Any) -> str:
+    size = float(n or 0)
+    for unit in ("bytes", "kB", "MB"):
+        if size < 1000:
+            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
 
 
 def _model_card(model, models, card, training, record) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mlops_nb.errors import MlopsError, NoActiveRunError, QueryError, RunNotFoundError
-from mlops_nb.log import queries, values, wide
+from mlops_nb.log import erasure, queries, values, wide
 from mlops_nb.log.filters import Compiler, Condition, Sort
 from mlops_nb.log.location import artifacts_dir_for, default_log_path
 from mlops_nb.log.sqltext import identifier as _ident
@@ -471,6 +471,61 @@ class Log:
     def cache_inputs(self, run_id: str, cell_seq: int) -> list[tuple[str, str]]:
         """(path, identity) of the files a cached cell read, as recorded with its checkpoints."""
         return self._store.read(lambda con: queries.cache_inputs(con, run_id, cell_seq))
+
+    # ------------------------------------------------------------------ retention and erasure
+    def erase(
+        self,
+        scope: erasure.Scope,
+        *,
+        action: str,
+        criteria: Mapping[str, Any],
+        dry_run: bool = False,
+        compact: bool = False,
+    ) -> dict[str, Any]:
+        """Remove the checkpoints, request payloads and artifacts ``scope`` selects, files
+        included, and record it in ``erasures`` (see log/erasure.py); returns the counts.
+        ``compact`` then rewrites the log file, so no byte of what went is left in it."""
+        removed = self._store.write(lambda con: erasure.erase(
+            con, scope, action=action, criteria=criteria, artifacts_dir=self.artifacts_dir,
+            dry_run=dry_run))  # fmt: skip
+        if compact and not dry_run:
+            self._store.compact()
+        return removed
+
+    def apply_retention(self, dry_run: bool = False) -> dict[str, Any] | None:
+        """Apply the retention policy now (whenever it last ran); None when there is none."""
+        return self._store.write(
+            lambda con: erasure.apply_retention(con, self.path, dry_run=dry_run)
+        )
+
+    def settings(self, prefix: str = "") -> dict[str, str]:
+        """The log's settings (``store.settings``) whose key starts with ``prefix``."""
+        return self._store.read(lambda con: erasure.read_settings(con, prefix))
+
+    def set_settings(self, values: Mapping[str, str | None]) -> None:
+        """Set settings of the log at once (None removes one)."""
+        self._store.write(lambda con: erasure.write_settings(con, values))
+
+    def erasures(self, limit: int | None = None) -> pd.DataFrame:
+        """What purges, erasures and the retention policy removed, newest first."""
+        return self._store.read(lambda con: queries.erasures(con, limit))
+
+    def stored_checkpoints(self) -> pd.DataFrame:
+        """Every checkpoint with its run, dataset version and personal-data columns."""
+        return self._store.read(queries.stored_checkpoints)
+
+    def request_logs(self) -> pd.DataFrame:
+        """Per served model and version: requests, stored payloads, their age and size."""
+        return self._store.read(queries.request_logs)
+
+    def stored_artifacts(self) -> pd.DataFrame:
+        """Artifacts per kind: count, bytes, oldest, newest."""
+        return self._store.read(queries.stored_artifacts)
+
+    def payloads_holding(self, needles: Iterable[str]) -> pd.DataFrame:
+        """Requests whose stored inputs contain any of these texts (with the inputs)."""
+        wanted = [str(n) for n in needles if n]
+        return self._store.read(lambda con: queries.payloads_holding(con, wanted))
 
 
 class Run:

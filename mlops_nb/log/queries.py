@@ -424,7 +424,7 @@ def check_results(
     check's rows in the order they were recorded."""
     where, args = _where({"run_id": run_id, "check_id": check_id})
     return con.execute(
-        "SELECT check_id, run_id, cell_seq, target, expectation, column_name AS \"column\", "
+        'SELECT check_id, run_id, cell_seq, target, expectation, column_name AS "column", '
         'check_name AS "check", n_failing, n_rows, example_rows, example_values, passed, '
         f"created_at FROM store.check_results{where} ORDER BY created_at, rowid",
         args,
@@ -489,3 +489,71 @@ def latest_gate_results(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         "g.baseline_ref, g.passed, g.created_at FROM store.gate_results g "
         "JOIN latest USING (model_name, gate_id) ORDER BY g.model_name, g.metric"
     ).df()
+
+
+# ---------------------------------------------------------------------- retention and erasure
+def stored_checkpoints(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every checkpoint with its run (experiment, status), the dataset version it saved (the
+    newest of that name in its run made at or before its cell) and that version's personal-data
+    columns (flagged or declared), oldest first."""
+    return con.execute(
+        "WITH d AS (SELECT run_id, name, coalesce(cell_seq, -1) AS cell_seq, dataset_id "
+        "FROM store.datasets), "
+        "p AS (SELECT dataset_id, list(DISTINCT column_name ORDER BY column_name) AS columns "
+        "FROM store.pii_findings WHERE status <> 'allowed' GROUP BY dataset_id) "
+        "SELECT k.run_id, r.experiment, r.status AS run_status, k.cell_seq, k.stage, k.name, "
+        "k.format, k.path, k.size, k.created_at, d.dataset_id, "
+        "coalesce(p.columns, []::VARCHAR[]) AS personal_columns "
+        "FROM store.checkpoints k LEFT JOIN store.runs r USING (run_id) "
+        "ASOF LEFT JOIN d ON d.run_id = k.run_id AND d.name = k.name AND k.cell_seq >= d.cell_seq "
+        "LEFT JOIN p ON p.dataset_id = d.dataset_id "
+        "ORDER BY k.created_at, k.run_id, k.cell_seq, k.name"
+    ).df()
+
+
+def request_logs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per served model and version: requests, stored payloads (oldest, newest, bytes) and the
+    newest stored inputs (to tell which columns are kept as keyed hashes)."""
+    return con.execute(
+        "SELECT model_name, model_version, count(*) AS requests, "
+        "count(*) FILTER (inputs IS NOT NULL OR outputs IS NOT NULL) AS payloads, "
+        "min(created_at) FILTER (inputs IS NOT NULL OR outputs IS NOT NULL) AS oldest_payload, "
+        "max(created_at) FILTER (inputs IS NOT NULL OR outputs IS NOT NULL) AS newest_payload, "
+        "sum(coalesce(strlen(inputs), 0) + coalesce(strlen(outputs), 0)) AS payload_bytes, "
+        "arg_max(inputs, created_at) FILTER (inputs IS NOT NULL) AS latest_inputs "
+        "FROM store.requests GROUP BY ALL ORDER BY model_name, model_version"
+    ).df()
+
+
+def payloads_holding(con: duckdb.DuckDBPyConnection, needles: Sequence[str]) -> pd.DataFrame:
+    """Requests whose stored inputs contain any of ``needles`` (texts), oldest first."""
+    if not needles:
+        return pd.DataFrame(columns=["request_id", "model_name", "model_version", "created_at",
+                                     "inputs"])  # fmt: skip
+    args = {f"n{i}": str(needle) for i, needle in enumerate(needles)}
+    found = " OR ".join(f"contains(inputs, ${name})" for name in args)
+    return con.execute(
+        "SELECT request_id, model_name, model_version, created_at, inputs FROM store.requests "
+        f"WHERE inputs IS NOT NULL AND ({found}) ORDER BY created_at",
+        args,
+    ).df()
+
+
+def stored_artifacts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Artifacts per kind (file, model, notebook...): count, bytes, oldest, newest."""
+    return con.execute(
+        "SELECT kind, count(*) AS artifacts, sum(size) AS bytes, min(created_at) AS oldest, "
+        "max(created_at) AS newest FROM store.artifacts GROUP BY kind ORDER BY kind"
+    ).df()
+
+
+def erasures(con: duckdb.DuckDBPyConnection, limit: int | None) -> pd.DataFrame:
+    """What purges, erasures and the retention policy removed (the ``erasures`` view), newest
+    first."""
+    sql = (
+        'SELECT erasure_id, action, criteria, removed, user_name AS "user", created_at '
+        "FROM store.erasures ORDER BY created_at DESC"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return con.execute(sql).df()

@@ -57,7 +57,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 
 from mlops_nb.errors import LogGoneError, LogNotFoundError, LogVersionError, NotALogError
-from mlops_nb.log import apply, schema
+from mlops_nb.log import apply, erasure, schema
 
 T = TypeVar("T")
 
@@ -119,11 +119,12 @@ class Store:
                     )
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._exclusive_lock():
-                self._check_or_initialise()
+                self._check_or_initialise(apply_retention=create)
             self._ready = True
 
-    def _check_or_initialise(self) -> None:
-        """Runs under the exclusive lock: validate the file, create or migrate the schema."""
+    def _check_or_initialise(self, apply_retention: bool = False) -> None:
+        """Runs under the exclusive lock: validate the file, create or migrate the schema; for
+        a writer, apply the log's retention policy when it is due (one small read if not)."""
         existed = self.path.exists()
         if existed:
             _check_magic(self.path)
@@ -151,6 +152,8 @@ class Store:
                 )
             elif version < schema.SCHEMA_VERSION:
                 schema.migrate(con, version)
+            if apply_retention:
+                erasure.retention_at_open(con, self.path)
         finally:
             con.close()
 
@@ -300,6 +303,27 @@ class Store:
                 apply.mark_crashed(con, writer, self._last_activity(writer))
         finally:
             con.close()
+
+    def write(self, change: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run ``change`` on a read-write connection under the writer lock, for what is not
+        an append (erasing rows, settings); it manages its own transactions. This process's
+        journal is merged first; other processes' merges wait, their records kept."""
+        self.ensure_ready(create=False)
+        self.flush()
+        with self._mutex, self._exclusive_lock():
+            con = duckdb.connect(str(self.path))
+            try:
+                return change(con)
+            finally:
+                con.close()
+
+    def compact(self) -> None:
+        """Rewrite the file with its live rows only (see ``erasure.compact_file``), under the
+        writer lock: no other process has the file open then, so the copy is renamed in."""
+        self.ensure_ready(create=False)
+        self.flush()
+        with self._mutex, self._exclusive_lock():
+            erasure.compact_file(self.path)
 
     # ------------------------------------------------------------------ recovery
     def recover_dead_writers(self) -> None:

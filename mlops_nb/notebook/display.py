@@ -28,6 +28,8 @@ class CellSummary:
             parts.append(f"+{len(o.changes) - shown} more: " + ", ".join(o.changed_names[shown:]))
         if o.models:
             parts.append("fitted " + ", ".join(o.models))
+        if getattr(o, "personal_data", ""):
+            parts.append(o.personal_data)
         if o.metrics:
             parts.append(", ".join(f"{k}={_number(v)}" for k, v in o.metrics.items()))
         return parts

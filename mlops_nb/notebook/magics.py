@@ -110,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--drift-share", type=float, default=0.5, metavar="F")
     drift.add_argument("--record", action="store_true",
                        help="record in the drift view even for two frames or files")  # fmt: skip
+    pii = commands.add_parser(
+        "pii", help="personal data: allow a false positive, declare a column the scan missed",
+        description="%mlops pii --allow COLUMN (not personal data) or --declare COLUMN "
+        "[--kind KIND] (personal data, e.g. free text): applies to the cells that run after "
+        "it in this run. Without options: this run's findings and decisions.",
+    )  # fmt: skip
+    pii.add_argument("--allow", action="append", default=[], metavar="COLUMN")
+    pii.add_argument("--declare", action="append", default=[], metavar="COLUMN")
+    pii.add_argument("--kind", metavar="KIND", help="of --declare columns (default: personal)")
     commands.add_parser("status", help="what is being recorded, where")
     commands.add_parser("stop", help="end this kernel's run")
     return parser
@@ -275,6 +284,11 @@ class MlopsMagics(Magics):
             log=self._log_handle() if needs_log else None, columns=columns,
             drift_share=args.drift_share, record=True if args.record else None,
         )  # fmt: skip
+
+    def _pii(self, args: argparse.Namespace) -> None:
+        if args.kind and not args.declare:
+            raise UsageError("%mlops pii: --kind goes with --declare COLUMN")
+        print(self.tracker.decide_pii(args.allow, args.declare, args.kind))
 
     def _status(self, args: argparse.Namespace) -> None:
         print(self.tracker.status())

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import types
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from mlops_nb.capture import checkpoint as capture_checkpoint
 from mlops_nb.capture import data as capture_data
 from mlops_nb.capture import estimators as capture_estimators
 from mlops_nb.capture import inputs as capture_inputs
+from mlops_nb.capture import pii as capture_pii
 from mlops_nb.capture.code import (
     CodeNames,
     Definition,
@@ -34,9 +36,16 @@ from mlops_nb.capture.code import (
     source_hash,
 )
 from mlops_nb.capture.environment import packages_in_use, platform_facts
-from mlops_nb.capture.track_line import STAGES, TRACK_CELL, stage_from_tags, track_line
-from mlops_nb.errors import TrackLineError
+from mlops_nb.capture.track_line import (
+    STAGES,
+    TRACK_CELL,
+    stage_from_tags,
+    track_line,
+    track_options,
+)
+from mlops_nb.errors import MlopsError, TrackLineError
 from mlops_nb.log import Log, Run
+from mlops_nb.log.values import is_secret_name
 
 __all__ = ["STAGES", "TRACK_CELL", "CellOutcome", "Tracker", "parse_track_cell_args"]
 RESTORED_CELL = re.compile(r"^# mlops: restored stage=(\S*)")
@@ -75,6 +84,7 @@ class _Pending:
     opened: capture_inputs.OpenedFiles | None = None  # files Python opened while it ran
     random_state: str | None = None  # the global random generators' state before it ran
     files: dict[str, str] = field(default_factory=dict)  # input files named in its code
+    options: dict[str, str] = field(default_factory=dict)  # of its %%mlops track line
 
 
 @dataclass
@@ -119,6 +129,9 @@ class CellOutcome:
     models: list[str]
     metrics: dict[str, float]
     notes: list[str]
+    personal_data: str = ""  # "personal data: email (email), ..." for the summary line
+    checks: list[Any] = field(default_factory=list)  # --expect: a CheckReport per frame checked
+    failure: Exception | None = None  # --expect failed: raised into the cell after recording
 
 
 class Tracker:
@@ -152,6 +165,9 @@ class Tracker:
         self._warned: set[str] = set()
         self._notebook_cache: tuple[float, dict[str, tuple[int, str, list[str]]]] | None = None
         self._tags_by_hash: dict[str, list[str]] = {}
+        self.pii_allowed: set[str] = set()  # %mlops pii --allow: not personal data after all
+        self.pii_declared: dict[str, str] = {}  # %mlops pii --declare: column -> kind
+        self._pii_scans: dict[str, list[capture_pii.Finding]] = {}  # fingerprint -> scan
 
     # ------------------------------------------------------------------ lifecycle
     def start(
@@ -220,6 +236,43 @@ class Tracker:
             lines.append(f"last write to the log failed: {store.flush_error}")
         return "\n".join(lines)
 
+    def decide_pii(
+        self, allow: list[str], declare: list[str], kind: str | None = None
+    ) -> str:  # fmt: skip
+        """``%mlops pii --allow/--declare``: decisions for the rest of this kernel's run (later
+        cells record their findings with status allowed/declared); noted in the run."""
+        messages = []
+        for column in allow:
+            self.pii_declared.pop(column, None)
+            self.pii_allowed.add(column)
+            messages.append(f"{column}: allowed (not personal data)")
+        for column in declare:
+            self.pii_allowed.discard(column)
+            self.pii_declared[column] = kind or "personal"
+            messages.append(f"{column}: declared personal data ({kind or 'personal'})")
+        if self.run is not None:
+            for message in messages:
+                self.run.log_record("notes", {"run_id": self.run.run_id, "cell_seq": self.cell_seq,
+                                              "kind": "pii", "message": message,
+                                              "created_at": time.time()})  # fmt: skip
+        return "\n".join(messages) or self.pii_status()
+
+    def pii_status(self) -> str:
+        """What ``%mlops pii`` alone shows: this run's decisions and flagged columns."""
+        lines = []
+        if self.pii_allowed:
+            lines.append("allowed: " + ", ".join(sorted(self.pii_allowed)))
+        if self.pii_declared:
+            lines.append("declared: " + ", ".join(f"{c} ({k})" for c, k in
+                                                  sorted(self.pii_declared.items())))  # fmt: skip
+        if self.run is not None and self.log is not None:
+            self.log.flush()
+            for row in capture_pii.pii_summary(self.log, self.run.run_id):
+                share = "" if row["share"] is None else f", {row['share']:.0%} of values"
+                lines.append(f"{row['dataset']}.{row['column']}: {row['kind']} "
+                             f"(by {row['method']}{share}) {row['status']}")  # fmt: skip
+        return "\n".join(lines) or "no personal data found or declared in this run"
+
     # ------------------------------------------------------------------ events
     def pre_run_cell(self, info: Any) -> None:
         self.pending = None
@@ -258,6 +311,11 @@ class Tracker:
             from mlops_nb.notebook.display import CellSummary
 
             self._display(CellSummary(outcome))
+        for report in outcome.checks:
+            if self.show_summary or not report.passed:
+                self._display(report)
+        if outcome.failure is not None:
+            self._fail_cell(result, outcome.failure)
 
     # ------------------------------------------------------------------ before a cell
     def _before_cell(self, info: Any) -> None:
@@ -285,6 +343,7 @@ class Tracker:
             wall_start=time.time(),
             cell_id=cell_id,
             execution_count=getattr(self.shell, "execution_count", 0),
+            options=track_options(raw),
         )
         namespace = self.shell.user_ns
         for variable in sorted(names.touched):
@@ -384,6 +443,7 @@ class Tracker:
         changes: list[str] = []
         changed_names: list[str] = []
         rows: list[tuple[str, dict[str, Any]]] = []
+        personal: list[capture_pii.Finding] = []  # personal-data findings of its datasets
 
         for variable in sorted(pending.names.touched):
             value = namespace.get(variable)
@@ -393,7 +453,7 @@ class Tracker:
             after = capture_data.snapshot(value)
             assert after is not None
             if before is not None and variable in pending.names.reads | pending.names.mutates:
-                inputs[variable] = self._dataset_id_for(variable, before, seq, rows)
+                inputs[variable] = self._dataset_id_for(variable, before, seq, rows, personal)
             if before is not None and before.fingerprint == after.fingerprint:
                 self._remember(variable, value, after, inputs.get(variable))
                 continue
@@ -409,7 +469,7 @@ class Tracker:
                 else _closest_parent(after, input_snapshots)
             )
             change = capture_data.diff(parent, after) if parent is not None else None
-            dataset_id = self._new_version(variable, after, seq, change, rows)
+            dataset_id = self._new_version(variable, after, seq, change, rows, personal)
             self._remember(variable, namespace[variable], after, dataset_id)
             rows.append(("lineage", {"run_id": run.run_id, "cell_seq": seq,
                                      "dataset_id": dataset_id, "direction": "out"}))  # fmt: skip
@@ -421,6 +481,14 @@ class Tracker:
             rows.append(("lineage", {"run_id": run.run_id, "cell_seq": seq,
                                      "dataset_id": dataset_id, "direction": "in"}))  # fmt: skip
 
+        if len(inputs) >= 2 and outputs:
+            self._note_combinations(pending, list(inputs), [v for v, _ in ordered])
+        checks: list[Any] = []
+        check_failure = None
+        if "expect" in pending.options and not error:
+            written = [v for v, _ in ordered] + sorted(pending.names.writes - set(outputs))
+            checks, check_failure = self._check_outputs(pending, seq, written, rows, personal)
+            error = check_failure or error
         models = self._fitted_models(pending, seq, inputs, outputs, rows)
         code_hash = source_hash(pending.source)
         for variable in pending.names.writes | pending.names.mutates:
@@ -446,7 +514,8 @@ class Tracker:
             if pending.not_cacheable and self.caching:
                 self._warn(f"nocache:{code_hash}", f"not cached: {pending.not_cacheable}")
             # a cell that logs metrics is not reused: its metrics must be logged again
-            self._checkpoint(pending, seq, rows, cacheable=not metrics)
+            fair = "sensitive" in pending.options  # nor one that measures fairness
+            self._checkpoint(pending, seq, rows, cacheable=not metrics and not fair)
         rows.append(("cells", {
             "run_id": run.run_id, "cell_seq": seq, "cell_id": pending.cell_id,
             "execution_count": pending.execution_count, "stage": pending.stage,
@@ -464,6 +533,9 @@ class Tracker:
                 self._warn(kind, f"this run is not reproducible as recorded: {message}")
         for table, row in rows:
             run.log_record(table, row)
+        if "sensitive" in pending.options and not error:
+            self._fairness(pending, seq)
+            metrics.update(run.drain_recent())
         self._record_environment(first=False)
         return CellOutcome(
             seq=seq,
@@ -476,22 +548,167 @@ class Tracker:
             models=models,
             metrics=metrics,
             notes=[message for _, message in pending.notes],
+            personal_data=capture_pii.describe(personal),
+            checks=checks,
+            failure=check_failure,
         )
 
-    def _dataset_id_for(self, variable: str, snapshot, seq: int, rows: list) -> str:
+    def _fairness(self, pending: _Pending, seq: int) -> None:
+        """``--sensitive COLUMN[,COLUMN]``: fairness of the labels this cell predicted, per
+        group of each column (``fairness`` rows; the summary numbers as run metrics, so gates
+        see them). What cannot be measured is a note on the cell, never a failure."""
+        from mlops_nb.capture.fairness import (
+            FairnessError,
+            fairness,
+            find_sensitive,
+            record_fairness,
+        )
+        from mlops_nb.registry.assemble import cell_evaluation
+
+        run, log = self.run, self.log
+        assert run is not None and log is not None
+        options, namespace = pending.options, self.shell.user_ns
+
+        def note(message: str) -> None:
+            pending.notes.append(("fairness", message))
+            run.log_record("notes", {"run_id": run.run_id, "cell_seq": seq, "kind": "fairness",
+                                     "message": message, "created_at": time.time()})  # fmt: skip
+
+        try:
+            log.flush()  # this cell's datasets and lineage, for the search below
+            found = cell_evaluation(log, run.run_id, seq, namespace, labels=options.get("labels"),
+                                    predictions=options.get("predictions"))  # fmt: skip
+            missing = [n for n in (found.labels, found.predictions) if n not in namespace]
+            if missing:
+                raise FairnessError(f"no variable {missing[0]!r} in the notebook")
+            truth, predicted = namespace[found.labels], namespace[found.predictions]
+            classes = getattr(namespace.get(found.model or ""), "classes_", None)
+            reports = []
+            for column in [c.strip() for c in options["sensitive"].split(",") if c.strip()]:
+                source, values = find_sensitive(
+                    namespace, column, len(predicted), labels=truth,
+                    near=[found.labels, found.input or found.predictions],
+                )  # fmt: skip
+                report = fairness(truth, predicted, values, name=column,
+                                  classes=None if classes is None else list(classes))  # fmt: skip
+                where = column if source == column else f"{source}[{column!r}]"
+                report.sources = {"y_true": found.labels, "y_pred": found.predictions,
+                                  "sensitive": where}  # fmt: skip
+                reports.append(report)
+        except Exception as problem:  # noqa: BLE001 - recording must never break the cell
+            why = str(problem) if isinstance(problem, MlopsError) else (
+                f"{type(problem).__name__}: {problem}")  # fmt: skip
+            note(f"fairness not measured: {why}")
+            return
+        if found.also:
+            note(
+                f"fairness of {found.predictions} ({found.model or 'model unknown'}); "
+                f"{', '.join(found.also)} could be meant too: choose with --predictions VAR"
+            )
+        record_fairness(run, reports, cell_seq=seq, model_name=found.model)
+
+    def _note_combinations(self, pending: _Pending, read: list[str], written: list[str]) -> None:
+        """A cell that joined or concatenated recorded frames: what the join did (matched and
+        unmatched rows, duplicated keys, dtypes that disagree) becomes a ``join`` note."""
+        from mlops_nb.capture.joins import describe_combination
+
+        namespace = self.shell.user_ns
+        ordered = sorted(read, key=lambda name: _position(pending.source, name))
+        sources = {name: pending.before[name].data for name in ordered if name in pending.before}
+        try:
+            for variable in written:
+                for found in describe_combination(sources, variable, namespace.get(variable)):
+                    pending.notes.append(("join", found.phrase()))
+        except Exception as problem:  # noqa: BLE001 - recording must never break the cell
+            self._warn("join", f"joins not described: {type(problem).__name__}: {problem}")
+
+    def _check_outputs(
+        self, pending: _Pending, seq: int, written: list[str], rows: list, personal: list
+    ) -> tuple[list[Any], Exception | None]:
+        """``--expect REF``: check the DataFrames the cell wrote against REF's expectations.
+        Every check is recorded (``check_results``) and every failure shown; the exception to
+        fail the cell with comes back, unless ``--warn-only``."""
+        from mlops_nb.capture import expectations as capture_expectations
+        from mlops_nb.validate_command import resolve_expectations
+
+        run, log = self.run, self.log
+        assert run is not None and log is not None
+        ref, warn_only = pending.options["expect"], "warn_only" in pending.options
+        namespace = self.shell.user_ns
+        live = {known.dataset_id: namespace[name] for name, known in self._known.items()
+                if name in namespace and id(namespace[name]) == known.obj_id}  # fmt: skip
+        try:
+            resolved = resolve_expectations(log, ref, live=live)
+        except MlopsError as problem:
+            if not warn_only:
+                return [], capture_expectations.ExpectationsError(f"--expect {ref}: {problem}")
+            pending.notes.append(("check", f"data check not run: --expect {ref}: {problem}"))
+            return [], None
+        frames = _frames_to_check(namespace, written, resolved.expectations, ref)
+        if not frames:
+            pending.notes.append(("check", f"--expect {ref}: the cell wrote no DataFrame to check"))
+            return [], None
+        private = resolved.private | set(capture_pii.private_columns(personal))
+        private |= set(self.pii_declared)
+        reports, now = [], time.time()
+        for variable, frame in frames.items():
+            known = self._known.get(variable)
+            target = known.dataset_id if known is not None else variable
+            report = capture_expectations.check_frame(
+                frame, resolved.expectations, private=private, target=target,
+                expectation=resolved.label,
+            )  # fmt: skip
+            report.warn_only, report.check_id = warn_only, uuid.uuid4().hex
+            records = report.records(report.check_id, run.run_id, seq, now)
+            rows.extend(("check_results", row) for row in records)
+            if resolved.expectations.source == "file" and known is not None:
+                rows.append(("expectations", {
+                    "expectation_id": uuid.uuid4().hex, "dataset_id": known.dataset_id,
+                    "run_id": run.run_id, "dataset_name": variable, "source": "file",
+                    "spec": resolved.expectations.to_json(), "created_at": now,
+                }))  # fmt: skip
+            reports.append(report)
+        failed = [report for report in reports if not report.passed]
+        if not failed or warn_only:
+            return reports, None
+        return reports, capture_expectations.ExpectationsFailed(*failed)
+
+    def _fail_cell(self, result: Any, failure: Exception) -> None:
+        """Fail the cell after the fact, as if its code had raised ``failure``: the kernel
+        answers with an error (papermill stops the pipeline there) and shows one line."""
+        if result is not None:
+            result.error_in_exec = failure
+        self.shell.showtraceback((type(failure), failure, None), exception_only=True)
+
+    def _dataset_id_for(
+        self, variable: str, snapshot, seq: int, rows: list, personal: list | None = None
+    ) -> str:
         """The recorded version this snapshot is; recorded now if it came from elsewhere."""
         known = self._known.get(variable)
         if known is not None and known.snapshot.fingerprint == snapshot.fingerprint:
             return known.dataset_id
-        return self._new_version(variable, snapshot, None, None, rows)
+        return self._new_version(variable, snapshot, None, None, rows, personal)
 
-    def _new_version(self, variable: str, snapshot, seq: int | None, change, rows: list) -> str:
+    def _new_version(
+        self, variable: str, snapshot, seq: int | None, change, rows: list,
+        personal: list | None = None,
+    ) -> str:  # fmt: skip
+        """Record a dataset version: its stats (counts only for personal-data columns) and
+        one ``pii_findings`` row per column that holds personal data."""
         run = self.run
         assert run is not None
         version = self._versions.get(variable, 0) + 1
         self._versions[variable] = version
         dataset_id = f"{run.run_id[:8]}:{variable}@v{version}"
-        record = snapshot.to_record()
+        findings = self._personal_data(snapshot)
+        now = time.time()
+        for finding in findings:
+            rows.append(("pii_findings", finding.to_row(
+                dataset_id=dataset_id, run_id=run.run_id, cell_seq=self.cell_seq,
+                dataset_name=variable, created_at=now)))  # fmt: skip
+        if personal is not None:
+            personal.extend(findings)
+        record = snapshot.to_record(private=capture_pii.private_columns(findings))
         rows.append(("datasets", {
             "dataset_id": dataset_id, "run_id": run.run_id, "cell_seq": seq, "name": variable,
             "version": version, "kind": record["kind"], "fingerprint": record["fingerprint"],
@@ -499,6 +716,21 @@ class Tracker:
             "stats": record["stats"], "diff": change, "created_at": time.time(),
         }))  # fmt: skip
         return dataset_id
+
+    def _personal_data(self, snapshot) -> list[capture_pii.Finding]:
+        """The personal-data columns of a snapshot's frame, with this run's ``%mlops pii``
+        decisions applied; the scan itself is remembered per content (fingerprint)."""
+        frame = snapshot.data
+        if snapshot.kind == "numpy" or frame is None:
+            return []
+        found = self._pii_scans.get(snapshot.fingerprint)
+        if found is None:
+            found = capture_pii.scan_frame(frame)
+            if len(self._pii_scans) >= 256:
+                self._pii_scans.clear()
+            self._pii_scans[snapshot.fingerprint] = found
+        return capture_pii.apply_decisions(found, list(snapshot.schema), self.pii_declared,
+                                           self.pii_allowed)  # fmt: skip
 
     def _remember(self, variable: str, value: Any, snapshot, dataset_id: str | None) -> None:
         if dataset_id is not None:
@@ -549,7 +781,21 @@ class Tracker:
             value = namespace[variable]
             if not capture_checkpoint.is_checkpointable(variable, value):
                 continue
-            saved = capture_checkpoint.save_value(value, folder, variable)
+            if is_secret_name(variable):  # never on disk; its cell reruns instead of a restore
+                complete = False
+                continue
+            key = None
+            private = self._private_columns(variable, value)
+            if private and self._pii_checkpoints() == "skip":
+                complete = False
+                setting = capture_checkpoint.PII_CHECKPOINTS_ENV
+                pending.notes.append(("personal-data", f"{variable} not checkpointed: it holds "
+                                      f"personal data ({', '.join(private)}) and {setting}=skip; "
+                                      "a resume will lack it"))  # fmt: skip
+                continue
+            if private:  # encrypted with a key kept outside the log
+                key = capture_pii.encryption_key(self.log.path)
+            saved = capture_checkpoint.save_value(value, folder, variable, key=key)
             if saved is None:
                 complete = False
                 self._warn("checkpoint", f"{variable!r} cannot be saved: a resume will lack it")
@@ -569,6 +815,21 @@ class Tracker:
             row["inputs"] = files
             rows.append(("checkpoints", row))
         self._note_producer(pending)
+
+    def _private_columns(self, variable: str, value: Any) -> list[str]:
+        """The personal-data columns of a value a cell wrote (none for what is not a frame)."""
+        if not capture_data.is_data(value):
+            return []
+        snapshot = self._current_snapshot(variable, value)
+        return list(capture_pii.private_columns(self._personal_data(snapshot)))
+
+    def _pii_checkpoints(self) -> str:
+        """``encrypt`` or ``skip`` (MLOPS_NB_PII_CHECKPOINTS); a bad setting skips, and says so."""
+        try:
+            return capture_checkpoint.pii_checkpoints()
+        except MlopsError as error:
+            self._warn("pii-checkpoints", f"{error}; personal data is not checkpointed")
+            return "skip"
 
     def _note_producer(self, pending: _Pending) -> None:
         """Objects the cell wrote, or read and may have changed, are now known by its key;
@@ -930,6 +1191,23 @@ def _closest_parent(after, inputs: dict[str, Any]) -> tuple[str | None, Any]:
 def _position(source: str, name: str) -> int:
     found = re.search(rf"\b{re.escape(name)}\b", source)
     return found.start() if found else len(source)
+
+
+def _frames_to_check(
+    namespace: dict[str, Any], written: list[str], expectations: Any, ref: str
+) -> dict[str, Any]:
+    """The tables a cell wrote that ``--expect REF`` is about: the one named like REF's
+    dataset if the cell wrote it, else those sharing a column with the expectations, else all."""
+    frames = {
+        name: namespace[name] for name in dict.fromkeys(written)
+        if capture_data.is_data(namespace.get(name)) and hasattr(namespace[name], "columns")
+    }  # fmt: skip
+    dataset = ref.partition(":")[2].partition("@v")[0]
+    if dataset in frames:
+        return {dataset: frames[dataset]}
+    expected = set(expectations.columns)
+    sharing = {n: f for n, f in frames.items() if expected & {str(c) for c in f.columns}}
+    return sharing or frames
 
 
 def _fit_dataset(described: dict[str, Any], known: dict[str, _Known]) -> str | None:

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.errors import MlopsError
+from mlops_nb.log.values import is_secret_name
 from mlops_nb.pipeline.notebook import Pipeline, read_pipeline, stage_marker
 from mlops_nb.pipeline.parameters import load_values_file, resolve
+from mlops_nb.pipeline.secrets import hide_secrets, secrets_from_environment
 
 PROGRESS_TAG = "mlops.progress"
 STAGE_TAG = "mlops.stage"
@@ -135,9 +137,12 @@ def run_notebook(
 
         plan = plan_resume(log, resume, pipeline)
         declared = {p.name for p in pipeline.parameters}
-        previous = {k: v for k, v in plan.params.items() if k in declared}
+        # secrets were recorded as ***: give them again (-p or MLOPS_NB_SECRET_<NAME>)
+        previous = {k: v for k, v in plan.params.items() if k in declared
+                    and not is_secret_name(k)}  # fmt: skip
         values = previous | values
         tags = {**(tags or {}), RESUMED_TAG: plan.failed_run_id}
+    values = secrets_from_environment([p.name for p in pipeline.parameters], values, os.environ)
     effective = {p.name: p.default for p in pipeline.parameters} | values
     run = log.start_run(
         experiment=experiment or pipeline.experiment,
@@ -164,6 +169,9 @@ def run_notebook(
         "MLOPS_NB_CACHE": "1" if cache else "0",
         **(kernel_env or {}),
     }
+    # secret values reach the kernel through its environment, never the output notebook
+    values, secret_environment = hide_secrets(values)
+    environment.update(secret_environment)
     mode = (
         ("bar" if sys.stderr.isatty() else "lines")
         if progress is None

@@ -34,6 +34,7 @@ from mlops_nb.pipeline.parameters import (
     load_values_file,
     resolve,
 )
+from mlops_nb.pipeline.secrets import check_schedulable
 
 DEFAULT_IMAGE = "python:3.11-slim"
 STAMP = "$(date +%Y%m%d-%H%M%S)"  # names each output notebook after its start time
@@ -114,6 +115,7 @@ def write_schedule(
     cron = check_cron(cron)
     upcoming = next_run_times(cron)  # refuses a cron that never fires, before anything is written
     checked = _checked_values(notebook, pairs or [], values)
+    check_schedulable(checked)  # a secret would sit in the files in clear
     log = mlops_nb.open_log(log_path)
     job = Job(
         name=job_name(notebook),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -191,6 +191,87 @@ def verify_pipeline(
         f"the pipeline {names} does not reproduce {predictions['name']} on {inputs_name}"
         f"{detail}: check the steps (--steps)"
     )
+
+
+@dataclass
+class CellEvaluation:
+    """Variable names of what a cell evaluated: the classifier, its predicted labels, the true
+    labels and the input it predicted from (None when given by the user or unknown)."""
+
+    model: str | None
+    predictions: str
+    labels: str
+    input: str | None = None
+    also: list[str] = field(default_factory=list)  # other predictions it could have been
+
+
+def cell_evaluation(
+    log: Any,
+    run_id: str,
+    cell_seq: int,
+    namespace: Mapping[str, Any],
+    *,
+    labels: str | None = None,
+    predictions: str | None = None,
+) -> CellEvaluation:
+    """The predicted and true labels a recorded cell evaluated, found as registration finds
+    them: predictions are a one-column dataset written by a cell that reads a classifier
+    (those of ``cell_seq`` first) whose values are its classes (not probabilities); labels are
+    what ``_labels_name`` picks for the input they were predicted from. ``labels`` and
+    ``predictions`` name them when they cannot be found."""
+    record = log.run(run_id)
+    values = Values(log, record, namespace)
+    rows = _model_rows(record)
+    reads = record.cells[record.cells["cell_seq"] == cell_seq]["reads"]
+    read = set(json.loads(reads.iloc[0])) if len(reads) and isinstance(reads.iloc[0], str) else (
+        set())  # fmt: skip
+    classifiers = [n for n in reversed(list(rows))  # the cell's own first, then the latest
+                   if getattr(namespace.get(n), "classes_", None) is not None]  # fmt: skip
+    classifiers.sort(key=lambda name: name not in read)
+    if labels and predictions:
+        return CellEvaluation(next((n for n in classifiers if n in read), None), predictions,
+                              labels)  # fmt: skip
+    from mlops_nb.monitor.performance import class_indices
+
+    position = {str(d): i for i, d in enumerate(record.datasets["dataset_id"])}
+    found = []
+    for model in classifiers:
+        classes = describe_outputs(namespace[model]).get("classes") or []
+        for input_name, made in _evaluation_pairs(record, values, model, model):
+            name = str(made["name"])
+            if predictions is not None and name != predictions:
+                continue
+            predicted = np.asarray(values.get(name)).ravel()
+            if predictions is None and not (class_indices(predicted, classes) >= 0).all():
+                continue  # probabilities or scores, not labels
+            at = position.get(str(made["dataset_id"]), 0)
+            this_cell = pd.notna(made["cell_seq"]) and int(made["cell_seq"]) == cell_seq
+            # this cell's first predictions (code order: the main model's, usually), else
+            # the latest ones of the run
+            found.append(((0, at) if this_cell else (1, -at), model, name, input_name))
+    if not found:
+        raise RegistryError(
+            "no predicted labels of a fitted classifier found for this cell (e.g. predicted = "
+            "model.predict(X_test)): name them with --predictions VAR"
+        )
+    found.sort(key=lambda item: item[0])
+    rank, model, name, input_name = found[0]
+    makers = [f for f in found if f[2] == name]
+    if len({f[1] for f in makers}) > 1:  # the cell read several classifiers: which made them?
+        for _, other, _, other_input in makers:
+            try:
+                remade = np.asarray(namespace[other].predict(values.get(other_input))).ravel()
+            except Exception:  # noqa: BLE001 - not its input: not its predictions either
+                continue
+            if np.array_equal(remade, np.asarray(values.get(name)).ravel()):
+                model, input_name = other, other_input
+                break
+    also = sorted({f[2] for f in found if f[0][0] == rank[0] and f[2] != name})
+    labels_name = labels or _labels_name(record, values, namespace[model], model, input_name)
+    if labels_name is None:
+        raise RegistryError(f"no true labels found for {name} (rows of {input_name}): name them "
+                            "with --labels VAR")  # fmt: skip
+    return CellEvaluation(model, name, labels_name, input_name, also)
 
 
 # ---------------------------------------------------------------------- helpers

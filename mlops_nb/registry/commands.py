@@ -72,6 +72,16 @@ def add_parser(models: argparse.ArgumentParser, parser_class: type) -> None:
     export.add_argument("ref", metavar="NAME[@ALIAS|:VERSION]")
     export.add_argument("out", metavar="DIR")
 
+    explain = actions.add_parser(
+        "explain", help="permutation importance of each input column (measured if missing)",
+        description="The drop of the model's score on its evaluation data when one raw input "
+        "column is shuffled (mean and std over repeats), recorded at registration; measured "
+        "now from the source run's saved values when it was not.",
+    )  # fmt: skip
+    explain.add_argument("ref", metavar="NAME[@ALIAS|:VERSION]")
+    explain.add_argument("--format", "-f", choices=("text", "json"), default="text")
+    explain.add_argument("--recompute", action="store_true", help="measure again and record")
+
 
 def add_register_options(register: argparse.ArgumentParser) -> None:
     """What ``mlops-nb models register`` and ``%mlops register`` both take."""
@@ -93,7 +103,9 @@ def add_register_options(register: argparse.ArgumentParser) -> None:
 def models_from_cli(args: argparse.Namespace, log: Any, render: Any) -> int:
     action = getattr(args, "action", None)
     if action is None:
-        raise MlopsError("give an action: list, show, register, alias, history, load, export")
+        raise MlopsError(
+            "give an action: list, show, register, alias, history, load, export, explain"
+        )
     if action == "list":
         frame = log.model_versions(args.name)
         if args.format == "table" and not frame.empty:
@@ -135,6 +147,17 @@ def models_from_cli(args: argparse.Namespace, log: Any, render: Any) -> int:
     elif action == "export":
         manifest = export_model(log, parse_ref(args.ref), Path(args.out))
         print(f"wrote {manifest.parent / json.loads(manifest.read_text())['file']} and {manifest}")
+    elif action == "explain":
+        from mlops_nb.registry.explain import importances_text, version_importances
+
+        record, table = version_importances(log, args.ref, recompute=args.recompute)
+        if args.format == "json":
+            rows = table[["feature", "importance_mean", "importance_std", "metric", "n_repeats",
+                          "n_rows"]].to_dict(orient="records")  # fmt: skip
+            print(json.dumps({"name": record["name"], "version": int(record["version"]),
+                              "importances": rows}, indent=2))  # fmt: skip
+        else:
+            print(importances_text(record, table))
     return 0
 
 

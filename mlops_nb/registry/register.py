@@ -67,6 +67,10 @@ def register_pipeline(
     data (``training_frame``, else the recorded ``training_dataset``) and a sample of the
     ``evaluation`` data's predictions are kept in the ``profiles`` table; failing to keep them
     warns and never fails the registration.
+
+    Personal-data columns of the training data (``personal_columns``) keep no values: the
+    signature lists them under ``personal_data`` (the served model hashes them in its request
+    log) without their categories, and the inputs profile keeps only their counts.
     """
     import re
 
@@ -76,6 +80,9 @@ def register_pipeline(
         if training_frame is None:
             raise RegistryError("give the training data (or a signature) to describe the inputs")
         signature = signature_from_frame(training_frame)
+    personal = personal_columns(log, training_frame, training_dataset)
+    signature = _without_values(signature, personal)
+    expected = training_expectations(signature, training_frame, training_dataset, personal)
     sha, fmt = _save(pipeline, log.artifacts_dir)
     outputs = describe_outputs(pipeline)
     metrics, packages = {}, {}
@@ -92,12 +99,17 @@ def register_pipeline(
     number = log.add_model_version({
         "name": name, "run_id": run_id, "model_var": model_var, "steps": steps or [],
         "parts": parts or [], "artifact_sha256": sha, "format": fmt,
-        "signature": signature.to_dict(), "outputs": outputs,
+        "signature": {**signature.to_dict(), **({"personal_data": personal} if personal else {}),
+                      **({"expectations": expected} if expected else {})},
+        "outputs": outputs,
         "metrics": metrics, "packages": packages, "verification": dict(verification or {}),
         "description": description, "tags": {str(k): str(v) for k, v in (tags or {}).items()},
     })  # fmt: skip
     keep_for_monitoring(log, name, number, run_id, pipeline, outputs, signature, training_frame,
-                        training_dataset, evaluation)  # fmt: skip
+                        training_dataset, evaluation, private=list(personal))  # fmt: skip
+    from mlops_nb.registry.explain import keep_importances
+
+    keep_importances(log, name, number, pipeline, outputs, signature, evaluation)
     if alias:
         log.move_alias(name, alias, number, reason="registered")
     found = log.model_version(name, number)
@@ -132,11 +144,15 @@ def keep_for_monitoring(
     training_frame: pd.DataFrame | None,
     training_dataset: Mapping[str, Any] | None,
     evaluation: EvaluationData | None,
+    private: list[str] | None = None,
 ) -> None:
     """Record the 'inputs' and 'evaluation' profiles of a new version (what drift and
-    performance monitoring compare with); whatever cannot be kept is one warning line."""
+    performance monitoring compare with); whatever cannot be kept is one warning line.
+    ``private`` columns (personal data) keep no values in the inputs profile."""
     builders = {
-        "inputs": lambda: _inputs_profile(log, signature, training_frame, training_dataset),
+        "inputs": lambda: _inputs_profile(
+            log, signature, training_frame, training_dataset, private or []
+        ),  # fmt: skip
         "evaluation": lambda: _evaluation_profile(pipeline, outputs, evaluation),
     }
     for kind, build in builders.items():
@@ -157,6 +173,72 @@ def keep_for_monitoring(
             warn(f"{name}:{version}: no {kind} profile kept for monitoring ({why})")
 
 
+def personal_columns(
+    log: Any, frame: pd.DataFrame | None, dataset: Mapping[str, Any] | None
+) -> dict[str, str]:
+    """Column -> kind of the personal data in the training data: the findings recorded for
+    its dataset version (they carry the run's ``%mlops pii`` decisions), else a scan of the
+    frame."""
+    from mlops_nb.capture import pii
+
+    dataset_id = None if dataset is None else dataset.get("dataset_id")
+    if dataset_id:
+        found = log.pii_findings(dataset_id=str(dataset_id))
+        if len(found):
+            latest = found.drop_duplicates("column_name", keep="last")
+            return {row.column_name: row.kind for row in latest.itertuples()
+                    if row.status != "allowed"}  # fmt: skip
+    if isinstance(frame, pd.DataFrame):
+        return pii.private_columns(pii.scan_frame(frame))
+    return {}
+
+
+def _without_values(signature: Signature, personal: Mapping[str, str]) -> Signature:
+    """The signature with no training values of personal-data columns (no category list:
+    requests are then not checked for unseen values in those columns)."""
+    from dataclasses import replace
+
+    if not personal:
+        return signature
+    return Signature([replace(c, categories=None) if c.name in personal else c
+                      for c in signature.columns])  # fmt: skip
+
+
+def training_expectations(
+    signature: Signature,
+    frame: pd.DataFrame | None,
+    dataset: Mapping[str, Any] | None,
+    personal: Mapping[str, str],
+) -> dict[str, Any] | None:
+    """The expectations of the training data's input columns (capture/expectations.py),
+    kept in the version's signature so the served model (an exported one too) and
+    ``mlops-nb validate --against NAME@ALIAS`` check new data against them: from the frame
+    when at hand, else the dataset's recorded stats. Failing to infer them warns."""
+    from mlops_nb.capture.expectations import expectations_from_stats, infer_expectations
+
+    dataset_id = None if dataset is None else dataset.get("dataset_id")
+    wanted = signature.names
+    try:
+        if isinstance(frame, pd.DataFrame):
+            columns = [c for c in wanted if c in frame.columns] or list(frame.columns)
+            inferred = infer_expectations(frame[columns], private=personal, dataset=dataset_id)
+        elif dataset is not None:
+            schema, stats = (_json(dataset.get(k)) for k in ("schema", "stats"))
+            schema = {c: schema[c] for c in wanted if c in schema}
+            inferred = expectations_from_stats(schema, stats, int(dataset.get("n_rows") or 0),
+                                               private=personal, dataset=dataset_id)  # fmt: skip
+        else:
+            return None
+    except Exception as error:  # noqa: BLE001 - data checks are extras: never fail a registration
+        warn(f"no expectations kept for data checks ({type(error).__name__}: {error})")
+        return None
+    return inferred.to_dict()
+
+
+def _json(value: Any) -> dict[str, Any]:
+    return json.loads(value) if isinstance(value, str) else dict(value or {})
+
+
 def warn(message: str) -> None:
     """One line on stderr: registration goes on."""
     print(f"mlops-nb register: warning: {message}", file=sys.stderr)
@@ -167,6 +249,7 @@ def _inputs_profile(
     signature: Signature,
     frame: pd.DataFrame | None,
     dataset: Mapping[str, Any] | None,
+    private: list[str],
 ) -> tuple[str | None, str | None, dict[str, Any]] | None:
     """The training data's profile, restricted to the columns the model takes: from the frame
     when at hand, else a profile already kept for that dataset version, else its recorded
@@ -178,7 +261,8 @@ def _inputs_profile(
     wanted = signature.names
     if isinstance(frame, pd.DataFrame):
         columns = [c for c in wanted if c in frame.columns] or list(frame.columns)
-        return dataset_id, dataset_name, profile_frame(frame[columns])
+        hidden = [c for c in columns if c in private]
+        return dataset_id, dataset_name, profile_frame(frame[columns], private=hidden)
     if dataset_id is None:
         return None
     kept = log.profiles(dataset_id=dataset_id, kind="inputs")

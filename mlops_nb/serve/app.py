@@ -27,11 +27,12 @@ from typing import Any
 import orjson
 
 from mlops_nb._version import __version__
+from mlops_nb.capture import pii
 from mlops_nb.errors import MlopsError
 from mlops_nb.registry.load import LoadedModel, load_exported, load_model, parse_ref
 from mlops_nb.serve.metrics import CONTENT_TYPE as METRICS_TYPE
 from mlops_nb.serve.metrics import ServeMetrics
-from mlops_nb.serve.model import Batcher, ServedModel
+from mlops_nb.serve.model import Batcher, ServedModel, checks_text
 from mlops_nb.serve.protocol import (
     BadRequest,
     Table,
@@ -94,6 +95,11 @@ class ServeApp:
         self.server_id = f"{socket.gethostname().split('.')[0]}:{os.getpid()}"
         self.sample = config.log_sample if log is not None else 0.0
         self._warned_record = False
+        from mlops_nb.registry.explain import ExplainWorker
+
+        self.explainer = ExplainWorker(log, config.model_dir, config.trust)  # on first /explain
+        self._hash_key = pii.hash_key(log.path) if log is not None else None
+        self._hidden: dict[tuple[int, tuple[str, ...]], list[int]] = {}  # -> positions to hash
         self._get = {
             "/ping": self._ping, "/health": self._ping, "/version": self._version,
             "/metrics": self._metrics, "/v2": self._v2_server, "/v2/health/live": self._live,
@@ -116,6 +122,7 @@ class ServeApp:
             elif message["type"] == "lifespan.shutdown":
                 self.served.stop()
                 await self.batcher.stop()
+                self.explainer.close()
                 if self.log is not None:
                     self.log.close()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -136,6 +143,11 @@ class ServeApp:
                 return await self._error(send, "mlflow", BadRequest(
                     "use POST /feedback", 405, "BAD_REQUEST"))  # fmt: skip
             return await self._feedback(scope, receive, send)
+        if path == "/explain":
+            if method != "POST":
+                return await self._error(send, "mlflow", BadRequest(
+                    "use POST /explain", 405, "BAD_REQUEST"))  # fmt: skip
+            return await self._explain(scope, receive, send)
         handler = self._get.get(path)
         if handler is None or method not in ("GET", "HEAD"):
             status = 404 if handler is None else 405
@@ -176,7 +188,11 @@ class ServeApp:
             return await self._error(send, protocol, error, version, request_id, started)
         predictions = outcome.predictions
         values = predictions.tolist()
-        self._record(request_id, protocol, version, table, values, started, None)
+        warning = None
+        if outcome.checks:  # answered all the same: see serve/model.py
+            self.metrics.input_checks(self.served.current.name, outcome.checks)
+            warning = checks_text(outcome.checks)
+        self._record(request_id, protocol, version, table, values, started, None, warning)
         if protocol == "v2":
             body = orjson.dumps({
                 "model_name": self.served.current.name, "model_version": str(version),
@@ -239,6 +255,46 @@ class ServeApp:
         await self._send(send, 200, orjson.dumps({"recorded": len(rows)}), _JSON, version)
         self.metrics.answered("feedback", 200, time.perf_counter() - started, None)
 
+    # ------------------------------------------------------------------ explanations
+    async def _explain(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """``POST /explain`` with an /invocations body of a few rows: each input column's
+        contribution to each row's answer (registry/explain.py says how). Computed in a worker
+        process, so explaining never holds the GIL the batcher needs; not recorded as a
+        request."""
+        import asyncio
+        from concurrent.futures.process import BrokenProcessPool
+
+        from mlops_nb.registry.explain import MAX_EXPLAIN_ROWS, METHOD, ExplainError
+
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        model = self.served.current
+        try:
+            body = await self._body(headers, receive)
+            content_type = headers.get(b"content-type", b"").decode("latin-1")
+            table = parse_mlflow(body, content_type, model.signature.names)
+            if table.n_rows > MAX_EXPLAIN_ROWS:
+                raise BadRequest(f"{table.n_rows} rows: /explain takes at most "
+                                 f"{MAX_EXPLAIN_ROWS}", 400, "INVALID_PARAMETER_VALUE")  # fmt: skip
+            loop = asyncio.get_running_loop()
+            try:
+                job = await loop.run_in_executor(None, self.explainer.job, model)
+                answer = await asyncio.wrap_future(self.explainer.submit(job, table.columns))
+            except ExplainError as error:
+                raise BadRequest(str(error), error.status, "INVALID_STATE") from None
+            except BrokenProcessPool:
+                self.explainer.reset()
+                raise BadRequest("the explaining process died; try again", 503,
+                                 "TEMPORARILY_UNAVAILABLE") from None  # fmt: skip
+            if "error" in answer:
+                raise BadRequest(answer["error"], answer["status"], "INVALID_PARAMETER_VALUE")
+        except BadRequest as error:
+            return await self._error(send, "explain", error, model.version, None, started)
+        body = orjson.dumps({"model_name": model.name, "model_version": model.version,
+                             "method": METHOD, **answer})  # fmt: skip
+        await self._send(send, 200, body, _JSON, model.version)
+        self.metrics.answered("explain", 200, time.perf_counter() - started, None)
+
     # ------------------------------------------------------------------ small routes
     async def _ping(self, send: Any) -> None:
         await self._send(send, 200, b"\n", _TEXT, self.served.current.version)
@@ -286,8 +342,10 @@ class ServeApp:
         outputs: list[Any] | None,
         started: float,
         error: BadRequest | None,
+        warning: str | None = None,
     ) -> None:
-        """Journal the request before its response goes out (errors are always recorded)."""
+        """Journal the request before its response goes out (errors are always recorded;
+        ``warning``: the input checks it failed, in the ``error`` column of a 200)."""
         if self.log is None or (error is None and self.sample < 1.0
                                 and random.random() >= self.sample):  # fmt: skip
             return
@@ -297,9 +355,9 @@ class ServeApp:
             "status": 200 if error is None else error.status,
             "n_rows": table.n_rows if table is not None else 0,
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-            "inputs": orjson.dumps(table.as_split()).decode() if table is not None else None,
+            "inputs": self._recorded_inputs(table) if table is not None else None,
             "outputs": orjson.dumps(outputs).decode() if outputs is not None else None,
-            "error": str(error) if error is not None else None, "server": self.server_id,
+            "error": str(error) if error is not None else warning, "server": self.server_id,
             "created_at": time.time(),
         }  # fmt: skip
         try:
@@ -312,6 +370,38 @@ class ServeApp:
                       file=sys.stderr)  # fmt: skip
             return
         self.metrics.recorded.labels("ok").inc()
+
+    def _recorded_inputs(self, table: Table) -> str:
+        """The request's data as the log keeps it: personal-data columns (those of the model's
+        training data, and any column named like one) as keyed hashes (``h:...``), so equal
+        values stay comparable and erasable but are not stored. Such a logged request cannot be
+        replayed as it was sent: the hashed columns' values are gone, by design."""
+        split = table.as_split()
+        positions = self._hidden_positions(split["columns"])
+        if positions and self._hash_key is not None:
+            key = self._hash_key
+            rows = [list(row) for row in split["data"]]
+            for row in rows:
+                for i in positions:
+                    if i < len(row) and row[i] is not None:
+                        row[i] = pii.keyed_hash(row[i], key)
+            split = {"columns": split["columns"], "data": rows}
+        return orjson.dumps(split).decode()
+
+    def _hidden_positions(self, columns: list[str]) -> list[int]:
+        """Which of a request's columns are personal data, remembered per version and columns."""
+        model = self.served.current
+        cache_key = (model.version, tuple(columns))
+        found = self._hidden.get(cache_key)
+        if found is None:
+            signature = model.record.get("signature") if isinstance(model.record, dict) else None
+            personal = set((signature or {}).get("personal_data") or {})
+            found = [i for i, name in enumerate(columns)
+                     if name in personal or pii.kind_from_name(name)]  # fmt: skip
+            if len(self._hidden) > 1000:
+                self._hidden.clear()
+            self._hidden[cache_key] = found
+        return found
 
     async def _error(
         self,

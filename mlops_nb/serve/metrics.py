@@ -80,6 +80,11 @@ class ServeMetrics:
             "mlops_nb_prediction_value", "Distribution of predicted values (regression)",
             ["model", "version"], **kwargs,
         )  # fmt: skip
+        self.input_check_failures = Counter(
+            "mlops_nb_input_check_failures",
+            "Request rows outside the training data (answered all the same), by column and check",
+            ["model", "column", "check"], **kwargs,
+        )  # fmt: skip
         self._children: dict[tuple[str, ...], Any] = {}
 
     def serving(self, model: Any, previous: Any = None) -> None:
@@ -107,6 +112,11 @@ class ServeMetrics:
         child.observe(seconds)
         if error_code is not None:
             self.errors.labels(str(code), error_code).inc()
+
+    def input_checks(self, model_name: str, checks: list[tuple[str, str, int]]) -> None:
+        """Rows of an answered request that failed a data check (serve/model.py)."""
+        for column, check, rows in checks:
+            self.input_check_failures.labels(model_name, column, check).inc(rows)
 
     def batch(self, model: Any, n_requests: int, n_rows: int, predictions: Any) -> None:
         """Called from the scoring thread after each predict call."""

@@ -12,6 +12,16 @@ up to ``max_wait_s`` for more only while other requests are still being received
 of a batch becomes one DataFrame, checked against the signature once; when that fails (or the
 model raises), each request is checked and scored alone, so only the bad ones are refused.
 Scoring runs in one thread, off the event loop.
+
+Requests are checked twice. The signature refuses (400) what the model cannot score: a
+missing column, a wrong type, a null where training had none, an unseen category. The data
+checks of the training data (``capture/expectations.py``: ranges, allowed values of text the
+signature leaves open) are then run on each scored batch, and what fails is answered all the
+same: a value outside the training range is usually a real case the model should answer
+(refusing it would turn a shift in the data into an outage), but it is worth seeing. Each
+such request's row in the log says which checks failed and on how many rows (``error``
+column, status 200, never a value), and ``/metrics`` counts the rows per column and check
+(``mlops_nb_input_check_failures_total``).
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +50,7 @@ class Outcome:
     version: int
     predictions: Any = None  # a numpy array slice
     error: BadRequest | None = None
+    checks: list[tuple[str, str, int]] = field(default_factory=list)  # (column, check, rows)
 
 
 class ServedModel:
@@ -181,25 +192,52 @@ class Batcher:
 
     def score(self, model: LoadedModel, tables: list[Table]) -> list[Outcome]:
         """Predict for several requests at once; on any failure, one by one."""
+        frame = combine(tables)
         if len(tables) > 1:
             try:
-                predictions = predict_frame(model, combine(tables))
+                predictions = predict_frame(model, frame)
             except Exception:  # noqa: BLE001 - find which request is at fault
                 return [self.score(model, [table])[0] for table in tables]
             self._observed(model, tables, predictions)
+            checks = self._checks(model, frame, tables)
             outcomes, start = [], 0
-            for table in tables:
-                outcomes.append(Outcome(model.version, predictions[start : start + table.n_rows]))
+            for table, found in zip(tables, checks, strict=True):
+                outcomes.append(Outcome(model.version, predictions[start : start + table.n_rows],
+                                        checks=found))  # fmt: skip
                 start += table.n_rows
             return outcomes
         try:
-            predictions = predict_frame(model, combine(tables))
+            predictions = predict_frame(model, frame)
         except SignatureError as error:
             return [Outcome(model.version, error=BadRequest(str(error)))]
         except Exception as error:  # noqa: BLE001 - the model refused this input
             return [Outcome(model.version, error=_model_error(error))]
         self._observed(model, tables, predictions)
-        return [Outcome(model.version, predictions)]
+        return [Outcome(model.version, predictions, checks=self._checks(model, frame, tables)[0])]
+
+    def _checks(
+        self, model: LoadedModel, frame: pd.DataFrame, tables: list[Table]
+    ) -> list[list[tuple[str, str, int]]]:
+        """Per request, the checks of its rows that failed against the training data's
+        expectations (ranges, allowed values): answered all the same, and recorded."""
+        found: list[list[tuple[str, str, int]]] = [[] for _ in tables]
+        expectations = input_expectations(model)
+        if expectations is None:
+            return found
+        from mlops_nb.capture.expectations import SERVING_CHECKS, failing_rows
+
+        bounds = np.cumsum([0, *(table.n_rows for table in tables)])
+        try:
+            for column, check, _, failing in failing_rows(frame, expectations, SERVING_CHECKS):
+                if failing is None or not failing.any():
+                    continue
+                for index in range(len(tables)):
+                    count = int(np.count_nonzero(failing[bounds[index] : bounds[index + 1]]))
+                    if count:
+                        found[index].append((column, check, count))
+        except Exception:  # noqa: BLE001 - a check must never cost an answer
+            return [[] for _ in tables]
+        return found
 
     def _observed(self, model: LoadedModel, tables: list[Table], predictions: Any) -> None:
         if self._observe is not None:
@@ -222,6 +260,31 @@ def combine(tables: list[Table]) -> pd.DataFrame:
             values.extend(column if column is not None else [None] * table.n_rows)
         columns[name] = values
     return pd.DataFrame(columns)
+
+
+def input_expectations(model: LoadedModel) -> Any:
+    """The expectations of a version's training data (kept in its signature at registration),
+    read once per loaded version; None when it has none."""
+    key = (model.name, model.version, model.sha256)
+    if key not in _EXPECTATIONS:
+        from mlops_nb.capture.expectations import Expectations, ExpectationsError
+
+        spec = (model.record.get("signature") or {}).get("expectations")
+        try:
+            _EXPECTATIONS[key] = Expectations.from_dict(spec) if spec else None
+        except ExpectationsError:
+            _EXPECTATIONS[key] = None
+    return _EXPECTATIONS[key]
+
+
+_EXPECTATIONS: dict[tuple[str, int, str], Any] = {}  # per loaded version
+
+
+def checks_text(checks: list[tuple[str, str, int]]) -> str:
+    """``outside the training data: age max (2 rows), region allowed (1 row)``"""
+    parts = [f"{column} {check} ({rows} row{'s' if rows != 1 else ''})"
+             for column, check, rows in checks]  # fmt: skip
+    return "warning: outside the training data: " + ", ".join(parts)
 
 
 def predict_frame(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:

@@ -179,6 +179,7 @@ def read_run(path: Path, run_id: str, root_dir: str) -> dict[str, Any]:
         "notes": records(log.notes(record.run_id)),
         "docs": docs,
         "notebook": relative_notebook(root_dir, record.info.get("notebook_path")),
+        "governance": run_governance(log, record.run_id),
         "graph": {
             "nodes": [
                 {k: getattr(node, k) for k in ("key", "label", "detail", "kind", "layer", "row")}
@@ -187,6 +188,25 @@ def read_run(path: Path, run_id: str, root_dir: str) -> dict[str, Any]:
             "edges": [list(edge) for edge in graph.edges],
         },
     }
+
+
+def run_governance(log: mlops_nb.Log, run_id: str) -> dict[str, Any]:
+    """A run's data checks (each failure; example values only for columns that are not
+    personal data), its personal-data findings (latest per dataset version and column) and
+    its fairness per sensitive column (summary numbers and per-group table)."""
+    from mlops_nb.capture.fairness import fairness_card
+    from mlops_nb.capture.pii import pii_summary
+    from mlops_nb.validate_command import PRIVATE_STATUSES, checks_summary
+
+    personal = pii_summary(log, run_id)
+    private = {row["column"] for row in personal if row["status"] in PRIVATE_STATUSES}
+    checks = checks_summary(log, run_id)
+    for check in checks:
+        for failure in check["failures"]:
+            if failure["column"] in private:  # a check recorded before the column was flagged
+                failure["example_values"] = None
+    return plain({"checks": checks, "personal_data": personal,
+                  "fairness": fairness_card(log.fairness(run_id=run_id))})  # fmt: skip
 
 
 def relative_notebook(root_dir: str, notebook_path: Any) -> str | None:

@@ -96,6 +96,7 @@ def read_model(log: Any, name: str) -> dict[str, Any]:
             "verified": bool(verification.get("verified")), "verification": verification,
             "signature": _signature_summary(record.get("signature")),
             "outputs": record.get("outputs") or {},
+            "explanations": explanations(log, record) if record else None,
         })  # fmt: skip
     aliases = {r.alias: int(r.version) for r in log.aliases(name).itertuples()}
     history = log.alias_history(name).iloc[::-1]
@@ -106,6 +107,16 @@ def read_model(log: Any, name: str) -> dict[str, Any]:
         "alias_history": history.to_dict(orient="records"),
         "monitoring": monitoring(log, name),
     }
+
+
+def explanations(log: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """A version's permutation importance as numbers (the tab draws the chart: no markup
+    from the server) and the fairness its source run measured (``--sensitive``)."""
+    from mlops_nb.registry.explain import model_card_data
+
+    found = model_card_data(log, record)
+    importance = {k: v for k, v in found["importance"].items() if k != "svg"}
+    return {"importance": importance, "fairness": found["fairness"]}
 
 
 def monitoring(log: Any, name: str) -> dict[str, Any]:
