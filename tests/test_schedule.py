@@ -426,6 +426,11 @@ def test_monitor_schedules_are_recorded_and_checked_when_written(monitored, tmp_
     assert set(recorded["notebook_path"]) == {"monitor:churn@champion"}
     assert sorted(recorded["target"]) == sorted(TARGETS)
     shutil.copy(CHURN, tmp_path / "churn.ipynb")
+    secret = nbformat.v4.new_notebook()
+    secret.cells = [
+        nbformat.v4.new_code_cell('api_token: str = ""', metadata={"tags": ["parameters"]})
+    ]
+    nbformat.write(secret, tmp_path / "secret.ipynb")
     refused = {
         "a notebook too": (["churn.ipynb", "--monitor", "churn@champion --requests"],
                            "with --monitor, give the notebook"),
@@ -435,6 +440,8 @@ def test_monitor_schedules_are_recorded_and_checked_when_written(monitored, tmp_
                     "--promote-if 'accuracy >= 0.5'"], "seed"),
         "no notebook": (["--monitor", "churn@champion --requests --retrain gone.ipynb"],
                         "no notebook at gone.ipynb"),
+        "a secret": (["--monitor", "churn@champion --requests --retrain secret.ipynb -p api_token "
+                      "s3cr3t --promote-if 'accuracy >= 0.5'"], "MLOPS_NB_SECRET_API_TOKEN"),
     }  # fmt: skip
     for case, (args, expected) in refused.items():
         command = ["schedule", *args, "--cron", "0 * * * *", "--target", "cron", "--out", "s"]

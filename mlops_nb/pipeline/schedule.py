@@ -165,7 +165,7 @@ def write_monitor_schedule(
         retrain = Path(options.retrain)
         if not retrain.is_file():
             raise ScheduleError(f"--monitor: no notebook at {options.retrain} (--retrain)")
-        _checked_values(retrain, [tuple(p) for p in options.parameter], None)
+        check_schedulable(_checked_values(retrain, [tuple(p) for p in options.parameter], None))
         notebook = _relative(retrain.absolute(), project)
     words.remove(options.ref)  # the model first, as the files and the log name it
     words.insert(0, options.ref)
