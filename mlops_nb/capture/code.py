@@ -161,6 +161,9 @@ class CodeFacts:
     reads: set[str] = field(default_factory=set)  # globals read, method bodies included
     strings: set[str] = field(default_factory=set)  # string constants: paths hide in them
     reader_calls: set[str] = field(default_factory=set)  # read_csv(...), open(...), load(...)
+    # reader -> the variables its first argument names, when every call passes a bare name
+    # (``read_csv(data_path)``): a reader whose path variables are all empty reads nothing
+    reader_paths: dict[str, set[str] | None] = field(default_factory=dict)
     dynamic: set[str] = field(default_factory=set)  # exec/eval/globals(): reads nobody can see
     assigns_globals: set[str] = field(default_factory=set)  # `global x` then x = ...
     definitions: dict[str, Definition] = field(default_factory=dict)  # top-level ones
@@ -236,6 +239,11 @@ def _facts_of(node: ast.AST) -> CodeFacts:
                 facts.dynamic.add(called)
             if (inner.args or inner.keywords) and _READER_CALL.fullmatch(called):
                 facts.reader_calls.add(called)
+                first = inner.args[0] if inner.args else None
+                named = {first.id} if isinstance(first, ast.Name) else None
+                known = facts.reader_paths.get(called, set())
+                facts.reader_paths[called] = None if named is None or known is None else (
+                    known | named)  # fmt: skip
     return facts
 
 

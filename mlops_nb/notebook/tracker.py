@@ -83,6 +83,7 @@ class _Pending:
     carried: list[str] = field(default_factory=list)  # objects read that only a key identifies
     opened: capture_inputs.OpenedFiles | None = None  # files Python opened while it ran
     random_state: str | None = None  # the global random generators' state before it ran
+    modules_before: int = 0  # how many modules were imported before it ran
     files: dict[str, str] = field(default_factory=dict)  # input files named in its code
     options: dict[str, str] = field(default_factory=dict)  # of its %%mlops track line
 
@@ -363,6 +364,7 @@ class Tracker:
         elif self.checkpointing:
             keyed = self._keyed(pending.source, names)
             pending.random_state = capture_inputs.random_state()
+            pending.modules_before = len(sys.modules)
             pending.opened = capture_inputs.OpenedFiles()
         if keyed is not None:
             pending.cache_key, pending.not_cacheable = keyed.key, keyed.why_not
@@ -506,7 +508,9 @@ class Tracker:
             pending.notes.append(("cached", f"restored from run {source_run} cell {source_seq}"))
             self._note_producer(pending)
         elif not error and self.checkpointing:
-            if pending.random_state not in (None, capture_inputs.random_state()):
+            if pending.random_state not in (None, capture_inputs.random_state()) and (
+                _drew_from_global_random(pending.source, pending.modules_before)
+            ):
                 pending.not_cacheable = (
                     "it draws from or seeds the global random generator (random, numpy.random), "
                     "which a restore cannot replay: pass a seeded Generator or random_state"
@@ -857,7 +861,8 @@ class Tracker:
                         "what it reads)")  # fmt: skip
         namespace = self.shell.user_ns
         parts = [source.rstrip()]  # IPython may add a final newline before transforming
-        strings, readers, carried = set(facts.strings), set(facts.reader_calls), []
+        strings, carried = set(facts.strings), []
+        readers = {r for r in facts.reader_calls if not _reads_nothing(facts, r, self.shell)}
         queue, seen = sorted(names.reads | facts.reads), set()
         if facts.dynamic or facts.assigns_globals:
             what = sorted(facts.dynamic) or [f"global {n}" for n in sorted(facts.assigns_globals)]
@@ -1222,3 +1227,26 @@ def _fit_dataset(described: dict[str, Any], known: dict[str, _Known]) -> str | N
         if (by_names or by_width) and (best is None or snapshot.n_rows > best[0]):
             best = (snapshot.n_rows, entry.dataset_id)
     return best[1] if best else None
+
+
+_GLOBAL_RANDOM = re.compile(
+    r"\b(?:random\.|(?:np|numpy)\.random\.(?!default_rng|Generator|RandomState)|seed\s*\()"
+)
+
+
+def _drew_from_global_random(source: str, modules_before: int) -> bool:
+    """Whether a cell that changed the global random state drew from it itself. Some
+    libraries draw at their first import (``import sklearn.compose`` does): a change that
+    came with new imports, from code that names no global generator, is put down to them."""
+    return len(sys.modules) == modules_before or bool(_GLOBAL_RANDOM.search(source))
+
+
+def _reads_nothing(facts: Any, reader: str, shell: Any) -> bool:
+    """A reader every call of which is given a variable holding no path (``""`` or None), as
+    ``pd.read_csv(data_path) if data_path else ...`` with ``data_path = ""``: it opens no file.
+    (Were the call made anyway, it would fail, and a failed cell is never cached.)"""
+    names = facts.reader_paths.get(reader)
+    if not names:
+        return False
+    values = [shell.user_ns.get(name, 0) for name in names]
+    return all(value is None or (isinstance(value, str) and not value) for value in values)
