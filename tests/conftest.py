@@ -78,3 +78,28 @@ def debian_command(command: str, package: str) -> str:
             subprocess.run([*apt, "install", "--no-install-recommends", package], env=env,
                            check=True, capture_output=True, timeout=1200)  # fmt: skip
     return shutil.which(command) or command
+
+
+@pytest.fixture
+def shell():
+    """A real IPython shell with ``%load_ext mlops_nb``; its run is stopped and the shell
+    cleared afterwards, so no test sees another's (``get_ipython()`` is None again)."""
+    import builtins
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from mlops_nb.log import api as log_api
+
+    was_ipython = hasattr(builtins, "__IPYTHON__")
+    InteractiveShell.clear_instance()
+    ip = InteractiveShell.instance()
+    ip.run_cell("%load_ext mlops_nb", store_history=True)
+    yield ip
+    tracker = ip._mlops_tracker
+    if tracker is not None and tracker.run is not None:
+        tracker.stop()
+    ip.run_cell("%unload_ext mlops_nb")
+    log_api._ACTIVE_RUNS.clear()
+    InteractiveShell.clear_instance()
+    if not was_ipython:  # later tests run as a plain script again
+        builtins.__dict__.pop("__IPYTHON__", None)

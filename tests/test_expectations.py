@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from nbformat.v4 import new_code_cell, new_notebook
 
 import mlops_nb as mn
@@ -35,7 +34,6 @@ from mlops_nb.capture.expectations import (
 )
 from mlops_nb.capture.track_line import parse_track_line
 from mlops_nb.errors import TrackLineError
-from mlops_nb.log import api as log_api
 from mlops_nb.validate_command import (
     checks_summary,
     describe_expectations,
@@ -224,20 +222,6 @@ def test_the_track_line_takes_expect_and_warn_only():
 
 
 # ---------------------------------------------------------------------- in a notebook
-@pytest.fixture
-def shell(tmp_path):
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    ip.run_cell("%load_ext mlops_nb", store_history=True)
-    yield ip
-    tracker = ip._mlops_tracker
-    if tracker is not None and tracker.run is not None:
-        tracker.stop()
-    ip.run_cell("%unload_ext mlops_nb")
-    log_api._ACTIVE_RUNS.clear()
-    InteractiveShell.clear_instance()
-
-
 def run(ip, code: str):
     return ip.run_cell(textwrap.dedent(code).strip("\n"), store_history=True)
 

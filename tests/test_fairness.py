@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import test_magics
 from fairlearn.metrics import (
     MetricFrame,
     count,
@@ -27,7 +26,6 @@ from mlops_nb.capture.fairness import FairnessError, fairness, fairness_card, ru
 from mlops_nb.registry.explain import model_card_data
 from mlops_nb.registry.gates import GateFailed
 
-shell = test_magics.shell  # the real IPython shell fixture
 METRICS = {"accuracy": accuracy_score, "selection_rate": selection_rate,
            "tpr": true_positive_rate, "fpr": false_positive_rate, "count": count}  # fmt: skip
 

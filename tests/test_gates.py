@@ -10,12 +10,10 @@ import nbformat
 import pandas as pd
 import pytest
 from conftest import run_cli
-from IPython.core.interactiveshell import InteractiveShell
 from nbformat.v4 import new_code_cell, new_notebook
 from sklearn.linear_model import LogisticRegression
 
 import mlops_nb as mn
-from mlops_nb.log import api as log_api
 from mlops_nb.registry.gates import (
     GateError,
     GateFailed,
@@ -254,19 +252,6 @@ def test_cli_promote_moves_the_alias_and_the_history_says_why(registry):
 
 
 # ---------------------------------------------------------------------- %mlops gate
-@pytest.fixture
-def shell(tmp_path):
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    ip.run_cell("%load_ext mlops_nb")
-    yield ip
-    if ip._mlops_tracker is not None and ip._mlops_tracker.run is not None:
-        ip._mlops_tracker.stop()
-    ip.run_cell("%unload_ext mlops_nb")
-    log_api._ACTIVE_RUNS.clear()
-    InteractiveShell.clear_instance()
-
-
 def test_magic_gate_shows_the_result_and_a_failure_fails_the_cell(shell, capsys):
     def run(code: str):
         return shell.run_cell(textwrap.dedent(code).strip("\n"))

@@ -9,26 +9,9 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 import mlops_nb as mn
-from mlops_nb.log import api as log_api
-
-
-@pytest.fixture
-def shell(tmp_path):
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    ip.run_cell("%load_ext mlops_nb", store_history=True)
-    yield ip
-    tracker = ip._mlops_tracker
-    if tracker is not None and tracker.run is not None:
-        tracker.stop()
-    ip.run_cell("%unload_ext mlops_nb")
-    log_api._ACTIVE_RUNS.clear()
-    InteractiveShell.clear_instance()
 
 
 def run(ip, code: str, **kwargs):

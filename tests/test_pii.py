@@ -22,13 +22,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import run_cli, subprocess_env
-from IPython.core.interactiveshell import InteractiveShell
 from nbformat.v4 import new_code_cell, new_notebook
 
 import mlops_nb as mn
 from mlops_nb.capture import checkpoint, pii
 from mlops_nb.capture.data import describe_change, diff, snapshot
-from mlops_nb.log import api as log_api
 
 # every value below passes its check: Luhn, mod-97, phonenumbers, stdnum's SSN rules
 PLANTED = {
@@ -268,20 +266,6 @@ def test_an_encrypted_checkpoint_reads_back_only_with_its_key(tmp_path):
 
 
 # ---------------------------------------------------------------------- tracked cells
-@pytest.fixture
-def shell():
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    ip.run_cell("%load_ext mlops_nb", store_history=True)
-    yield ip
-    tracker = ip._mlops_tracker
-    if tracker is not None and tracker.run is not None:
-        tracker.stop()
-    ip.run_cell("%unload_ext mlops_nb")
-    log_api._ACTIVE_RUNS.clear()
-    InteractiveShell.clear_instance()
-
-
 def run(ip, code: str):
     result = ip.run_cell(textwrap.dedent(code).strip("\n"), store_history=True)
     assert result.success, result.error_in_exec or result.error_before_exec

@@ -30,8 +30,12 @@ def run_context() -> dict[str, Any]:
 def detect_source() -> str:
     if os.environ.get(PIPELINE_ENV_VAR):
         return "papermill"
-    # An IPython shell sets builtins.__IPYTHON__ while it runs (capture/ must not import it).
-    if "ipykernel" in sys.modules or getattr(builtins, "__IPYTHON__", False):
+    # An IPython shell sets builtins.__IPYTHON__ while it runs (capture/ must not import it);
+    # a kernel is a running IPKernelApp, not merely ipykernel imported (nbclient imports it).
+    kernel_app = getattr(sys.modules.get("ipykernel.kernelapp"), "IPKernelApp", None)
+    if getattr(builtins, "__IPYTHON__", False) or (
+        kernel_app is not None and kernel_app.initialized()
+    ):
         return "interactive"
     return "script"
 
