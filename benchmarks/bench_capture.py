@@ -14,8 +14,9 @@ the machine):
   another, both new to the tracker.
 
 The budget (0.2 s) applies to the first, in wall time on an idle machine: how long the user
-waits. Large text columns are dictionary-encoded on a second thread while the others are
-hashed, so CPU time exceeds wall time on 2 cores; on a busy machine wall time grows towards
+waits. Large text columns are dictionary-encoded, and the duplicate rows of a large frame
+counted (a sort), on a second thread while the others are hashed and the diff runs, so CPU
+time exceeds wall time on 2 cores; on a busy machine wall time grows towards
 CPU time. The same is then
 timed once on 10,000,000 rows (nothing is sampled at any size: fingerprints, stats and diffs
 are exact), after checking that changing one value of the copy (a float, a string) changes its

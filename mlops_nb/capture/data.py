@@ -82,6 +82,7 @@ class DataSnapshot:
     row_hashes: np.ndarray = field(repr=False, compare=False)
     _source: _Source | None = field(default=None, repr=False, compare=False)
     _duplicates: int | None = field(default=None, repr=False, compare=False)
+    _duplicates_job: Any = field(default=None, repr=False, compare=False)  # a Future
 
     @property
     def data(self) -> Any:
@@ -94,7 +95,8 @@ class DataSnapshot:
         """Rows equal to an earlier row; counted when first asked (a sort of the row hashes,
         which never change: a snapshot that is only compared never pays for it)."""
         if self._duplicates is None:
-            self._duplicates = _count_duplicates(self.row_hashes)
+            job, self._duplicates_job = self._duplicates_job, None
+            self._duplicates = job.result() if job else _count_duplicates(self.row_hashes)
         return self._duplicates
 
     def to_record(self, private: Iterable[str] = ()) -> dict:
@@ -346,6 +348,9 @@ def _build(
     header = json.dumps([kind, columns, dtypes, n_rows], separators=(",", ":")).encode()
     fingerprint = hashlib.sha256(header)
     fingerprint.update(memoryview(row_hashes))
+    # a large frame's duplicate count (a sort, which frees the GIL) starts now on the
+    # encoder thread: a diff needs it, and does its own work meanwhile
+    job = _encoder().submit(_count_duplicates, row_hashes) if n_rows >= _ENCODE_AHEAD_ROWS else None
     return DataSnapshot(
         kind=kind,
         n_rows=n_rows,
@@ -355,6 +360,7 @@ def _build(
         stats=stats,
         row_hashes=row_hashes,
         _source=_Source(data, column_at, columns, dtypes, digests, nulls, index),
+        _duplicates_job=job,
     )
 
 
