@@ -220,6 +220,22 @@ def test_track_evaluate_sensitive_records_fairlearns_numbers_as_rows_and_run_met
     assert shown["importance"]["svg"].startswith("<svg")
 
 
+def test_a_sensitive_column_of_personal_data_is_grouped_by_keyed_hashes(shell):
+    run(shell, "%mlops track --experiment private")
+    for cell in (FEATURES, TRAIN):
+        assert run(shell, cell).success
+    evaluate = """
+    %%mlops track evaluate --sensitive email
+    predicted = model.predict(X_test)
+    email = [f"{r}@example.com" for r in X_test["region"]]
+    """
+    assert run(shell, evaluate).success
+    log, run_id = recorded(shell)
+    groups = set(log.fairness(run_id=run_id)["group"]) - {"*"}
+    assert len(groups) == 3 and all(g.startswith("h:") for g in groups), groups
+    assert "email holds personal data" in _summary(shell)
+
+
 def test_a_gate_on_demographic_parity_ratio_fails_and_passes(shell):
     run(shell, "%mlops track --experiment gated")
     for cell in (FEATURES, TRAIN, "%%mlops track evaluate --sensitive region\n"

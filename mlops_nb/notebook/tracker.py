@@ -593,6 +593,10 @@ class Tracker:
                     namespace, column, len(predicted), labels=truth,
                     near=[found.labels, found.input or found.predictions],
                 )  # fmt: skip
+                if self._holds_personal_data(column, values):  # groups named by their hashes
+                    key = capture_pii.hash_key(self.log.path)
+                    values = [capture_pii.keyed_hash(v, key) for v in list(values)]
+                    note(f"{column} holds personal data: its groups are shown as keyed hashes")
                 report = fairness(truth, predicted, values, name=column,
                                   classes=None if classes is None else list(classes))  # fmt: skip
                 where = column if source == column else f"{source}[{column!r}]"
@@ -610,6 +614,14 @@ class Tracker:
                 f"{', '.join(found.also)} could be meant too: choose with --predictions VAR"
             )
         record_fairness(run, reports, cell_seq=seq, model_name=found.model)
+
+    def _holds_personal_data(self, column: str, values: Any) -> bool:
+        """Whether a sensitive column's values are personal data (its name or a value scan,
+        as for recorded frames): their group labels must not reach the log as they are."""
+        import pandas as pd
+
+        found = capture_pii.scan_frame(pd.DataFrame({column: list(values)}))
+        return any(f.status in ("flagged", "declared") for f in found)
 
     def _note_combinations(self, pending: _Pending, read: list[str], written: list[str]) -> None:
         """A cell that joined or concatenated recorded frames: what the join did (matched and
