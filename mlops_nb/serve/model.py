@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -287,10 +288,23 @@ def checks_text(checks: list[tuple[str, str, int]]) -> str:
     return "warning: outside the training data: " + ", ".join(parts)
 
 
+_PARALLEL_ROWS = 2_000  # a batch this large is scored with the estimator's threads
+
+
 def predict_frame(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
-    """Signature check, then the pipeline's predict, as a 1-D numpy array."""
+    """Signature check, then the pipeline's predict, as a 1-D numpy array. A large batch
+    uses every core for an estimator that can (a forest's trees predict without the GIL);
+    small ones stay on one thread, where thread start-up would cost more than it saves."""
     checked = model.signature.check(frame) if model.signature.columns else frame
-    return np.asarray(model.pipeline.predict(checked))
+    final = model.pipeline.steps[-1][1] if hasattr(model.pipeline, "steps") else model.pipeline
+    jobs = getattr(final, "n_jobs", None)
+    if len(frame) < _PARALLEL_ROWS or not isinstance(jobs, int | None):
+        return np.asarray(model.pipeline.predict(checked))
+    final.n_jobs = os.cpu_count() or 1
+    try:
+        return np.asarray(model.pipeline.predict(checked))
+    finally:
+        final.n_jobs = jobs
 
 
 def _model_error(error: BaseException) -> BadRequest:
