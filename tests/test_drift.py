@@ -79,7 +79,6 @@ def evidently_drift(reference, current, per_column_method=None) -> tuple[dict, i
         # removed in pandas 3; only Evidently's legacy data-integrity tests import it (the
         # drift code never calls it), and the import fails without it
         common.infer_dtype_from_object = lambda dtype: dtype
-    pytest.importorskip("evidently", minversion="0.7", reason="the comparison needs evidently")
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 

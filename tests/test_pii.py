@@ -184,7 +184,8 @@ def test_a_large_frame_is_scanned_on_a_bounded_sample():
 
 
 def test_polars_frames_and_series_are_scanned_too():
-    polars = pytest.importorskip("polars")
+    import polars  # a test dependency: never skipped, a missing install fails
+
     frame = polars.DataFrame({"contact": PLANTED["email"] * 1000, "n": list(range(6000))})
     assert [(f.column, f.kind, f.n_sampled) for f in pii.scan_frame(frame)] == [
         ("contact", "email", 1000)]  # fmt: skip
