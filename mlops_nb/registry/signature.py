@@ -10,7 +10,9 @@ column and the value, since a one-hot encoder would silently score it as "none o
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,11 @@ class ColumnSpec:
     nullable: bool = True
     categories: list[Any] | None = None  # None: any value of the kind
 
+    @cached_property
+    def allowed(self) -> frozenset[Any]:
+        """The categories as a set, for checking many values at once."""
+        return frozenset(self.categories or ())
+
 
 @dataclass
 class Signature:
@@ -53,15 +60,27 @@ class Signature:
     def check(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The request's columns in training order and dtypes; SignatureError when one is
         missing, of the wrong type, null where training had none, or an unseen category."""
-        missing = [name for name in self.names if name not in frame.columns]
-        if missing:
-            shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5
-                                              else "")  # fmt: skip
-            raise SignatureError(f"missing column{'s' if len(missing) > 1 else ''}: {shown}")
+        _refuse_missing([name for name in self.names if name not in frame.columns])
         return pd.DataFrame(
             {spec.name: _checked_column(spec, frame[spec.name]) for spec in self.columns},
             index=frame.index,
         )
+
+    def check_columns(self, columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+        """``check`` for a request's raw columns (lists of JSON values), building the frame
+        once. Well-typed columns (the usual case) are converted straight to arrays, which
+        costs microseconds where pandas' per-column checks cost half a millisecond; anything
+        else (nulls, wrong types, unseen values) goes through ``check``'s rules unchanged."""
+        _refuse_missing([name for name in self.names if name not in columns])
+        checked = {}
+        for spec in self.columns:
+            values = columns[spec.name]
+            fast = _well_typed_column(spec, values)
+            checked[spec.name] = (
+                fast if fast is not None else _checked_column(spec, pd.Series(values))
+            )
+        rows = len(next(iter(columns.values()))) if columns else 0
+        return pd.DataFrame(checked, index=pd.RangeIndex(rows), copy=False)
 
 
 def signature_from_frame(frame: pd.DataFrame) -> Signature:
@@ -98,6 +117,45 @@ def signature_from_record(schema: dict[str, str], stats: dict[str, Any]) -> Sign
 
 
 # ---------------------------------------------------------------------- checking
+def _refuse_missing(missing: list[str]) -> None:
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5
+                                          else "")  # fmt: skip
+        raise SignatureError(f"missing column{'s' if len(missing) > 1 else ''}: {shown}")
+
+
+def _well_typed_column(spec: ColumnSpec, values: Sequence[Any]) -> Any:
+    """The column as ``_checked_column`` would return it, when every value already has the
+    plain type the column takes and no check can fail; None otherwise (then the general
+    rules run and name the offending value)."""
+    types = set(map(type, values))
+    if spec.kind in ("number", "integer") and types <= {int, float}:
+        try:
+            numbers = np.array(values, dtype=np.float64 if float in types else np.int64)
+        except OverflowError:
+            return None
+        if float in types:
+            if np.isnan(numbers).any():
+                return None
+            if spec.kind == "integer" and (numbers != np.round(numbers)).any():
+                return None
+        try:
+            return numbers.astype(spec.dtype)
+        except (TypeError, ValueError):
+            return None
+    if spec.kind in ("string", "category") and types <= {str}:
+        if spec.categories is not None and not spec.allowed.issuperset(values):
+            return None
+        if spec.kind == "category":
+            return pd.Categorical(values, categories=spec.categories)
+        if _text_dtype(spec) is object:
+            return pd.Series(np.array(values, dtype=object), dtype=object, copy=False)
+        return pd.array(values, dtype=_text_dtype(spec))
+    if spec.kind == "bool" and types <= {bool}:
+        return np.array(values, dtype=bool).astype(spec.dtype)
+    return None
+
+
 def _checked_column(spec: ColumnSpec, values: pd.Series) -> pd.Series:
     nulls = values.isna()
     if not spec.nullable and nulls.any():
@@ -135,8 +193,18 @@ def _checked_column(spec: ColumnSpec, values: pd.Series) -> pd.Series:
                 )
         if spec.kind == "category":
             return pd.Series(pd.Categorical(values, categories=spec.categories), index=values.index)
-        return values.astype(spec.dtype) if spec.dtype in ("str", "string", "object") else values
+        dtype = _text_dtype(spec)
+        return values if dtype is None else values.astype(dtype)
     return values
+
+
+def _text_dtype(spec: ColumnSpec) -> Any:
+    """Text reaches the model as Python strings in an object column, as scikit-learn takes
+    it (it turns pandas' default ``str`` columns into that anyway, at a cost per request);
+    an explicitly chosen ``string`` dtype is kept; None: as the request's values come."""
+    if spec.dtype in ("str", "object"):
+        return object
+    return spec.dtype if spec.dtype == "string" else None
 
 
 def _numbers(spec: ColumnSpec, values: pd.Series, present: pd.Series) -> pd.Series:
@@ -162,10 +230,25 @@ def _numbers(spec: ColumnSpec, values: pd.Series, present: pd.Series) -> pd.Seri
             )
         if numbers.isna().any():
             return numbers.astype("Float64").astype("float64")
+        _refuse_out_of_range(spec, values, numbers)
     try:
         return numbers.astype(spec.dtype)
     except (TypeError, ValueError):
         return numbers
+
+
+def _refuse_out_of_range(spec: ColumnSpec, values: pd.Series, numbers: pd.Series) -> None:
+    """An integer the training dtype cannot hold would wrap around silently when cast."""
+    try:
+        limits = np.iinfo(np.dtype(spec.dtype))
+    except (TypeError, ValueError):  # a pandas nullable dtype: pandas itself refuses
+        return
+    outside = (numbers < limits.min) | (numbers > limits.max)
+    if outside.any():
+        raise SignatureError(
+            f"column {spec.name!r}: {_show(values[outside].iloc[0])} is out of range for "
+            f"{spec.dtype}"
+        )
 
 
 def _kind_of(dtype: Any) -> str:

@@ -193,10 +193,10 @@ class Batcher:
 
     def score(self, model: LoadedModel, tables: list[Table]) -> list[Outcome]:
         """Predict for several requests at once; on any failure, one by one."""
-        frame = combine(tables)
+        columns = combine(tables)
         if len(tables) > 1:
             try:
-                predictions = predict_frame(model, frame)
+                predictions, frame = predict_columns(model, columns)
             except Exception:  # noqa: BLE001 - find which request is at fault
                 return [self.score(model, [table])[0] for table in tables]
             self._observed(model, tables, predictions)
@@ -208,7 +208,7 @@ class Batcher:
                 start += table.n_rows
             return outcomes
         try:
-            predictions = predict_frame(model, frame)
+            predictions, frame = predict_columns(model, columns)
         except SignatureError as error:
             return [Outcome(model.version, error=BadRequest(str(error)))]
         except Exception as error:  # noqa: BLE001 - the model refused this input
@@ -246,10 +246,10 @@ class Batcher:
                 self._observe(model, len(tables), len(predictions), predictions)
 
 
-def combine(tables: list[Table]) -> pd.DataFrame:
-    """One DataFrame from the raw columns of several requests (absent columns as nulls)."""
+def combine(tables: list[Table]) -> dict[str, list[Any]]:
+    """The raw columns of several requests as one table (absent columns as nulls)."""
     if len(tables) == 1:
-        return pd.DataFrame(tables[0].columns)
+        return tables[0].columns
     names: dict[str, None] = {}
     for table in tables:
         names.update(dict.fromkeys(table.columns))
@@ -260,7 +260,7 @@ def combine(tables: list[Table]) -> pd.DataFrame:
             column = table.columns.get(name)
             values.extend(column if column is not None else [None] * table.n_rows)
         columns[name] = values
-    return pd.DataFrame(columns)
+    return columns
 
 
 def input_expectations(model: LoadedModel) -> Any:
@@ -291,14 +291,30 @@ def checks_text(checks: list[tuple[str, str, int]]) -> str:
 _PARALLEL_ROWS = 2_000  # a batch this large is scored with the estimator's threads
 
 
+def predict_columns(
+    model: LoadedModel, columns: dict[str, list[Any]]
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Predictions for a request's raw columns, and the checked frame they were made from."""
+    if model.signature.columns:
+        checked = model.signature.check_columns(columns)
+    else:
+        checked = pd.DataFrame(columns)
+    return _predict_checked(model, checked), checked
+
+
 def predict_frame(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
-    """Signature check, then the pipeline's predict, as a 1-D numpy array. A large batch
-    uses every core for an estimator that can (a forest's trees predict without the GIL);
-    small ones stay on one thread, where thread start-up would cost more than it saves."""
+    """Signature check, then the pipeline's predict, as a 1-D numpy array."""
     checked = model.signature.check(frame) if model.signature.columns else frame
+    return _predict_checked(model, checked)
+
+
+def _predict_checked(model: LoadedModel, checked: pd.DataFrame) -> np.ndarray:
+    """The pipeline's predict. A large batch uses every core for an estimator that can (a
+    forest's trees predict without the GIL); small ones stay on one thread, where thread
+    start-up would cost more than it saves."""
     final = model.pipeline.steps[-1][1] if hasattr(model.pipeline, "steps") else model.pipeline
     jobs = getattr(final, "n_jobs", None)
-    if len(frame) < _PARALLEL_ROWS or not isinstance(jobs, int | None):
+    if len(checked) < _PARALLEL_ROWS or not isinstance(jobs, int | None):
         return np.asarray(model.pipeline.predict(checked))
     final.n_jobs = os.cpu_count() or 1
     try:
