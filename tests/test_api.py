@@ -299,3 +299,24 @@ def test_a_deleted_log_gives_one_warning_from_the_background_and_a_clear_error(t
     reads = [line for line in done.stdout.splitlines() if line.startswith("read:")]
     assert reads and all("was deleted while this process was using it" in r for r in reads)
     assert "fresh runs: ['again']" in done.stdout
+
+
+def test_journal_lines_keep_nan_infinity_wide_integers_and_long_text(log_path):
+    """Plain records are journaled by orjson, the rest by json: both must read back exactly."""
+    log = mn.open_log(log_path)
+    with log.start_run(experiment="journal") as run:
+        run.log_metric("loss", float("nan"))
+        run.log_metric("ratio", float("inf"))
+        run.log_metric("acc", 0.25)
+        run.log_param("seed", 2**70)
+        run_id = run.run_id
+    text = '{"columns": ["name"], "data": [["Zoë \\"quoted\\"\\nline"]]}' * 20_000
+    log.record("requests", {"request_id": "r1", "model_name": "m", "model_version": 1,
+                            "status": 200, "n_rows": 1, "inputs": text, "created_at": time.time()})  # fmt: skip
+    log.flush()
+    metrics = log.sql(f"SELECT key, value FROM metrics WHERE run_id = '{run_id}' ORDER BY key")
+    values = dict(zip(metrics["key"], metrics["value"], strict=True))
+    assert values["acc"] == 0.25 and np.isinf(values["ratio"]) and np.isnan(values["loss"])
+    assert log.run(run_id).params["seed"] == 2**70
+    stored = log.sql("SELECT inputs FROM requests WHERE request_id = 'r1'")["inputs"].iloc[0]
+    assert stored == text

@@ -20,7 +20,8 @@ from mlops_nb.log.sqltext import literal as _literal
 
 _SQL_TYPE_OF_PARAM = {"int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN"}
 _VALUE_EXPR = {
-    "BIGINT": "CAST(max(value_num) FILTER ({}) AS BIGINT)",
+    # TRY_CAST: an integer wider than BIGINT reads NULL here (exact in params), never an error
+    "BIGINT": "TRY_CAST(max(value_num) FILTER ({}) AS BIGINT)",
     "DOUBLE": "max(value_num) FILTER ({})",
     "BOOLEAN": "CAST(max(value_num) FILTER ({}) AS BOOLEAN)",
     "VARCHAR": "max(value) FILTER ({})",
