@@ -311,8 +311,9 @@ def test_journal_lines_keep_nan_infinity_wide_integers_and_long_text(log_path):
         run.log_param("seed", 2**70)
         run_id = run.run_id
     text = '{"columns": ["name"], "data": [["Zoë \\"quoted\\"\\nline"]]}' * 20_000
-    log.record("requests", {"request_id": "r1", "model_name": "m", "model_version": 1,
-                            "status": 200, "n_rows": 1, "inputs": text, "created_at": time.time()})  # fmt: skip
+    row = {"request_id": "r1", "model_name": "m", "model_version": 1, "status": 200,
+           "n_rows": 1, "inputs": text, "created_at": time.time()}  # fmt: skip
+    log.record("requests", row)
     log.flush()
     metrics = log.sql(f"SELECT key, value FROM metrics WHERE run_id = '{run_id}' ORDER BY key")
     values = dict(zip(metrics["key"], metrics["value"], strict=True))
