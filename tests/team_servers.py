@@ -137,6 +137,20 @@ class S3Server:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL cluster on 127.0.0.1, for the whole session."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """An S3 server on 127.0.0.1 with one bucket, ``lake``, for the whole session."""
+    with running_s3() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """Start a throwaway cluster, stop it by PID on leaving (tests and benchmarks share it)."""
     bin_dir = postgres_bin_dir()
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     # under /tmp itself: pytest's own temporary folders are private to root, and the server
@@ -174,9 +188,9 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    """An S3 server on 127.0.0.1 with one bucket, ``lake``, for the whole session."""
+@contextlib.contextmanager
+def running_s3() -> Iterator[S3Server]:
+    """Start ``rclone serve s3`` with one bucket, ``lake``; stop it by PID on leaving."""
     rclone = rclone_path()
     root = Path(tempfile.mkdtemp(prefix="mlops-nb-s3-"))
     bucket = "lake"
