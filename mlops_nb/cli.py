@@ -18,7 +18,10 @@ from mlops_nb._version import __version__
 from mlops_nb.errors import MlopsError
 
 FORMATS = ("table", "csv", "json")
-_LOG_HELP = "log file (default: $MLOPS_NB_LOG, else .mlops/log.duckdb in the nearest folder up)"
+_LOG_HELP = (
+    "log file, or a team log ducklake:postgres:<conninfo> (default: $MLOPS_NB_LOG, else "
+    ".mlops/log.duckdb in the nearest folder up)"
+)
 _TABLE_RUN_COLUMNS = ["run_id", "experiment", "name", "status", "start_time", "duration_s"]
 
 
@@ -81,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache", action="store_true",
         help="restore stages whose code, parameters and inputs match a recorded successful stage",
     )  # fmt: skip
+    run.add_argument(
+        "--smoke", action="store_true",
+        help="a quick check with small values: the notebook's '# mlops: smoke NAME=VALUE ...' "
+        "line (its parameters cell), -p overriding; recorded in EXPERIMENT-smoke",
+    )  # fmt: skip
+    run.add_argument(
+        "--run-id-file", metavar="FILE", help="write the run's id there (for the next CI job)"
+    )
 
     pipeline = add("pipeline", "Describe a notebook as a pipeline.")
     pipeline_commands = pipeline.add_subparsers(
@@ -134,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("-f", "--file", metavar="PARAMS.yaml")
     schedule.add_argument("--experiment", "-e", metavar="NAME")
     schedule.add_argument("--image", metavar="IMAGE", help="container image (kubernetes, docker)")
+    _add_cicd_command(add)
 
     serve = add("serve", "Serve a registered model over HTTP (MLflow and Open Inference v2).")
     serve.add_argument(
@@ -271,7 +283,58 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     _add_retention_commands(add)
+    from mlops_nb import team
+
+    team.add_parser(add("team", "Set up and look after a team log (DuckLake on PostgreSQL)."),
+                    _Parser)  # fmt: skip
     return parser
+
+
+def _add_cicd_command(add: Any) -> None:
+    """``cicd`` (mlops_nb/pipeline/cicd.py)."""
+    cicd = add(
+        "cicd",
+        "Write a CI/CD pipeline (GitLab CI, GitHub Actions, Jenkins) that tests, trains, gates, "
+        "registers, deploys and documents a notebook on every push.",
+    )
+    cicd.add_argument("notebook", metavar="NOTEBOOK", help="inside this folder (the repository)")
+    cicd.add_argument("--target", required=True, choices=CICD_TARGETS)
+    cicd.add_argument("--out", required=True, metavar="DIR", help="where to write the file")
+    cicd.add_argument(
+        "--gate", action="append", default=[], metavar="CONDITION",
+        help='a condition the trained run must meet, e.g. "accuracy >= champion - 0.01" '
+        "(repeat for more; at least one)",
+    )  # fmt: skip
+    cicd.add_argument(
+        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+        help="a value for the train run",
+    )  # fmt: skip
+    cicd.add_argument("-f", "--file", metavar="PARAMS.yaml", help="values for the train run")
+    cicd.add_argument(
+        "--smoke-parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+        help="a value for the smoke run of the test stage, over the notebook's smoke set",
+    )  # fmt: skip
+    cicd.add_argument("--experiment", "-e", metavar="NAME")
+    cicd.add_argument("--model", metavar="NAME", help="registered model (default: the experiment)")
+    cicd.add_argument("--model-var", metavar="VAR", help="the fitted model (default: model)")
+    cicd.add_argument(
+        "--install", metavar="COMMAND",
+        help="how each job installs the project and mlops-nb (default: pip install with the "
+        "project's requirements.txt or pyproject, plus mlops-nb)",
+    )  # fmt: skip
+    cicd.add_argument(
+        "--deploy", choices=DEPLOY_TARGETS, default="kubernetes",
+        help="what the deploy job writes and applies (default: kubernetes)",
+    )  # fmt: skip
+    cicd.add_argument(
+        "--image", metavar="REPOSITORY",
+        help="where the model image is pushed, tagged with the commit (default: GitLab's "
+        "registry; GitHub, Jenkins: the IMAGE_REPOSITORY variable)",
+    )  # fmt: skip
+    cicd.add_argument("--image-install", metavar="COMMAND",
+                      help="how the model image installs mlops-nb")  # fmt: skip
+    cicd.add_argument("--default-branch", default="main", metavar="BRANCH",
+                      help="Jenkins: the branch that deploys (default: main)")  # fmt: skip
 
 
 def _add_retention_commands(add: Any) -> None:
@@ -344,6 +407,7 @@ SCHEDULE_TARGETS = (
     "cron", "systemd", "airflow", "kubernetes", "gitlab", "github", "jenkins", "docker",
 )  # fmt: skip
 DEPLOY_TARGETS = ("docker", "compose", "kubernetes")
+CICD_TARGETS = ("gitlab", "github", "jenkins")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -460,6 +524,12 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     return schedule_from_cli(args)
 
 
+def _cmd_cicd(args: argparse.Namespace) -> int:
+    from mlops_nb.pipeline.cicd import cicd_from_cli
+
+    return cicd_from_cli(args)
+
+
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from mlops_nb.deploy import deploy_from_cli
 
@@ -533,7 +603,14 @@ def _cmd_retention_commands(args: argparse.Namespace) -> int:
     return command(args, _open(args))
 
 
+def _cmd_team(args: argparse.Namespace) -> int:
+    from mlops_nb.team import team_from_cli
+
+    return team_from_cli(args)
+
+
 _COMMANDS = {
+    "team": _cmd_team,
     "purge": _cmd_retention_commands,
     "forget": _cmd_retention_commands,
     "retention": _cmd_retention_commands,
@@ -552,6 +629,7 @@ _COMMANDS = {
     "pipeline": _cmd_pipeline,
     "sweep": _cmd_sweep,
     "schedule": _cmd_schedule,
+    "cicd": _cmd_cicd,
     "serve": _cmd_serve,
     "predict": _cmd_predict,
     "deploy": _cmd_deploy,

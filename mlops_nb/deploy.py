@@ -181,7 +181,7 @@ def write_deployment(
     version = int(record["version"])
     slug = _slug(record["name"])
     sha = record.get("artifact_sha256")
-    stored = log.artifacts_dir / sha[:2] / sha if isinstance(sha, str) else Path("-")
+    stored = log.artifact_file(f"{sha[:2]}/{sha}") if isinstance(sha, str) else Path("-")
     pins, python, unrecorded = pins_for(record.get("packages") or {}, stored)
     given = _checked_wheel(wheel)
     out = out.absolute()

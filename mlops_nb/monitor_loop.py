@@ -219,7 +219,7 @@ def _retrain_and_gate(
     values = resolve_parameters(pipeline.parameters, [list(p) for p in parameters], None)
     say.line(f"retraining with {notebook} because {result.reason}")
     log.flush()  # the run's kernel opens the same log
-    run = run_notebook(notebook, values, experiment=experiment, log_path=str(log.path),
+    run = run_notebook(notebook, values, experiment=experiment, log_path=log.location,
                        pipeline=pipeline, tags={"mlops_nb.trigger": result.reason})  # fmt: skip
     result.retrain_run_id = run.run_id
     if run.status != "finished":

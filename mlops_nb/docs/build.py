@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import re
 import shlex
@@ -490,7 +491,9 @@ def _executed_notebook(log: Any, record: Any) -> tuple[nbformat.NotebookNode | N
     if record.tags.get("mlops.output"):
         candidates.append(Path(record.tags["mlops.output"]))
     stored = record.artifacts[record.artifacts["kind"] == "notebook"]
-    candidates += [log.artifacts_dir / path for path in stored["stored_path"]]
+    for stored_path in stored["stored_path"]:
+        with contextlib.suppress(MlopsError):  # a team log's copy may be gone: use the others
+            candidates.append(log.artifact_file(stored_path))
     for path in candidates:
         if path.is_file():
             return nbformat.read(str(path), as_version=4), None

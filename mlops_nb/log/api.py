@@ -12,7 +12,6 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -29,11 +28,11 @@ import pandas as pd
 import pyarrow as pa
 
 from mlops_nb.errors import MlopsError, NoActiveRunError, QueryError, RunNotFoundError
-from mlops_nb.log import erasure, queries, values, wide
+from mlops_nb.log import erasure, queries, values
 from mlops_nb.log.filters import Compiler, Condition, Sort
-from mlops_nb.log.location import artifacts_dir_for, default_log_path
+from mlops_nb.log.location import artifacts_dir_for, resolve_location
 from mlops_nb.log.sqltext import identifier as _ident
-from mlops_nb.log.store import Store, get_store
+from mlops_nb.log.store import JournalStore, host_name, open_store
 
 DEFAULT_EXPERIMENT = "default"
 RUN_STATUSES = ("running", "finished", "failed", "crashed")
@@ -42,7 +41,12 @@ _FIELD_REF = re.compile(r"\b(params|metrics)\s*\.\s*(\"(?:[^\"]|\"\")+\"|[A-Za-z
 
 
 class Log:
-    """An experiment log file. Cheap to create; one per process and path is shared underneath."""
+    """An experiment log: a DuckDB file, or a team log (``ducklake:postgres:...``). Cheap to
+    create; one store per process and location is shared underneath.
+
+    ``location`` is what another process needs to open the same log (a kernel, a sweep's
+    workers, a schedule); ``path`` is a local anchor: the file, or for a team log a name in
+    this machine's spool folder, whose parent holds the artifact cache and ``outputs/``."""
 
     def __init__(
         self,
@@ -51,14 +55,15 @@ class Log:
         create: bool = True,
         run_defaults: Callable[[], dict[str, Any]] | None = None,
     ):
-        self.path = Path(path).expanduser().absolute() if path else default_log_path()
+        self.location = resolve_location(path)
+        self._store: JournalStore = open_store(self.location, create=create)
+        self.path = self._store.path
         self.artifacts_dir = artifacts_dir_for(self.path)
-        self._store: Store = get_store(self.path, create=create)
         self._run_defaults = run_defaults
         self._store.before_close.append(self._end_open_runs)
 
     def __repr__(self) -> str:
-        return f"Log({str(self.path)!r})"
+        return f"Log({self.location!r})"
 
     # ------------------------------------------------------------------ recording
     def start_run(
@@ -93,7 +98,7 @@ class Log:
             "run": {
                 "run_id": run_id, "experiment": experiment, "name": name or run_id[:8],
                 "status": "running", "start_time": time.time(), "end_time": None,
-                "user_name": _user(), "host": socket.gethostname(), "pid": os.getpid(),
+                "user_name": _user(), "host": host_name(), "pid": os.getpid(),
                 "parent_run_id": parent_run_id, "writer_id": self._store.become_writer(),
                 "error": None, **recorded,
             },
@@ -224,8 +229,8 @@ class Log:
         one page of the ordered result.
         """
         query = _RunsQuery(experiment, where, order_by, tuple(filters))
-        cache = self._store.read_cache
-        return self._store.read(lambda con: _query_runs(con, query, limit, cache, offset))
+        store = self._store
+        return store.read(lambda con: _query_runs(con, query, limit, store, offset))
 
     def count_runs(
         self,
@@ -236,8 +241,8 @@ class Log:
     ) -> int:
         """How many runs ``runs()`` would return (for paging)."""
         query = _RunsQuery(experiment, where, None, tuple(filters))
-        cache = self._store.read_cache
-        return self._store.read(lambda con: _count_runs(con, query, cache))
+        store = self._store
+        return store.read(lambda con: _count_runs(con, query, store))
 
     def run(self, run_id: str) -> RunRecord:
         """Everything recorded about one run (a unique id prefix, or "latest")."""
@@ -345,6 +350,25 @@ class Log:
         moment = pd.Timestamp(when).tz_localize(None) if pd.Timestamp(when).tzinfo is None else (
             pd.Timestamp(when).tz_convert("UTC").tz_localize(None))  # fmt: skip
         return self._store.read(lambda con: queries.alias_at(con, name, alias, moment))
+
+    def store_artifact(self, source: str | os.PathLike[str]) -> tuple[str, int, str]:
+        """Copy a file into the content-addressed artifact store (and a team log's storage);
+        returns (sha256, size, stored path relative to ``artifacts_dir``)."""
+        digest, size, relative = store_artifact(Path(source), self.artifacts_dir)
+        self._store.store_blob(self.artifacts_dir / relative, digest, size)
+        return digest, size, relative
+
+    def artifact_file(self, stored_path: str) -> Path:
+        """The local file of a stored artifact (``<sha[:2]>/<sha>``, a checkpoint's path):
+        for a team log, fetched from its storage into this machine's cache when missing."""
+        folder = self.artifacts_dir.resolve()
+        target = (folder / str(stored_path)).resolve()
+        if not target.is_relative_to(folder):
+            raise MlopsError(f"{stored_path!r} is not a path inside the artifact store")
+        name = target.name
+        if re.fullmatch(r"[0-9a-f]{64}", name) and target.parent.name == name[:2]:
+            return self._store.fetch_blob(name, target)
+        return target
 
     def record(self, table: str, row: Mapping[str, Any]) -> None:
         """Journal one row of a record table not tied to a run (requests, feedback, gate
@@ -646,7 +670,7 @@ class Run:
             raise FileNotFoundError(
                 f"log_artifact: {source} is not a file (log each file of a folder, or zip it)"
             )
-        digest, size, relative = store_artifact(source, self.log.artifacts_dir)
+        digest, size, relative = self.log.store_artifact(source)
         self.log_record("artifacts", {
             "run_id": self.run_id, "name": name or source.name, "kind": kind,
             "sha256": digest, "size": size, "stored_path": relative, "created_at": time.time(),
@@ -825,11 +849,12 @@ def _query_runs(
     con: duckdb.DuckDBPyConnection,
     query: _RunsQuery,
     limit: int | None,
-    cache: dict[str, Any],
+    store: JournalStore,
     offset: int = 0,
 ) -> pd.DataFrame:
-    """One scan of ``store.run_values`` (runs with their params and latest metrics)."""
-    columns = _run_columns(con, cache)
+    """One scan of the store's run relation (runs with their params and latest metrics)."""
+    columns = _run_columns(con, store)
+    cache = store.read_cache
     names = sorted(columns, key=lambda c: (not c.startswith("params."), c))
     select = (
         f"SELECT v.* EXCLUDE ({', '.join(_ident(c) for c in columns) or 'run_id'}), "
@@ -841,7 +866,7 @@ def _query_runs(
         order = compiler.order(query.order_by) + ", "
     elif query.order_by:
         order = f"{_qualify_fields(query.order_by, columns)}, "
-    source, args = _runs_source(columns, query, compiler)
+    source, args = _runs_source(cache["relation"], columns, query, compiler)
     sql = f"{select} {source} ORDER BY {order}v.start_time DESC"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
@@ -864,9 +889,9 @@ def _query_runs(
     return frame
 
 
-def _count_runs(con: duckdb.DuckDBPyConnection, query: _RunsQuery, cache: dict[str, Any]) -> int:
-    columns = _run_columns(con, cache)
-    source, args = _runs_source(columns, query, Compiler(columns))
+def _count_runs(con: duckdb.DuckDBPyConnection, query: _RunsQuery, store: JournalStore) -> int:
+    columns = _run_columns(con, store)
+    source, args = _runs_source(store.read_cache["relation"], columns, query, Compiler(columns))
     try:
         row = con.execute(f"SELECT count(*) {source}", args).fetchone()
     except duckdb.Error as error:
@@ -874,17 +899,18 @@ def _count_runs(con: duckdb.DuckDBPyConnection, query: _RunsQuery, cache: dict[s
     return int(row[0]) if row else 0
 
 
-def _run_columns(con: duckdb.DuckDBPyConnection, cache: dict[str, Any]) -> dict[str, str]:
+def _run_columns(con: duckdb.DuckDBPyConnection, store: JournalStore) -> dict[str, str]:
+    cache = store.read_cache
     if "columns" not in cache:  # valid while this read-only connection lives
-        cache["columns"] = wide.existing_columns(con)
+        cache["relation"], cache["columns"] = store.run_values(con)
         cache["has_tags"] = bool(con.execute("SELECT count(*) FROM store.tags").fetchone()[0])
     return cache["columns"]
 
 
 def _runs_source(
-    columns: dict[str, str], query: _RunsQuery, compiler: Compiler
+    relation: str, columns: dict[str, str], query: _RunsQuery, compiler: Compiler
 ) -> tuple[str, dict[str, Any]]:
-    """``FROM ... WHERE ...`` over the wide run table, and its parameters (the compiler may
+    """``FROM ... WHERE ...`` over the wide run relation, and its parameters (the compiler may
     already hold those of a structured sort)."""
     structured = compiler.where(query.filters)
     order_text = query.order_by if isinstance(query.order_by, str) else ""
@@ -895,7 +921,7 @@ def _runs_source(
             "LEFT JOIN (SELECT run_id, map(list(key), list(value)) AS tags FROM store.tags "
             "GROUP BY run_id) t USING (run_id)"
         )
-    sql = f"FROM store.run_values v {tags_join} WHERE TRUE"
+    sql = f"FROM {relation} v {tags_join} WHERE TRUE"
     args: dict[str, Any] = dict(compiler.args)
     if query.experiment:
         sql += " AND v.experiment = $experiment"

@@ -4,6 +4,11 @@ Each journal line is a small JSON object with an ``op``. A batch is grouped by t
 inserted with one set-based statement per table through Arrow (row-by-row ``executemany`` is
 ~1000x slower in DuckDB). The byte offset reached in the journal is written in the same
 transaction, so a batch is applied exactly once even if the merging process dies midway.
+
+The same records land in a team lake (DuckLake, ``lake=True``), which has no primary keys,
+``ON CONFLICT``, ``INSERT OR REPLACE/IGNORE`` or ``RETURNING`` on updates: there, an upsert is
+one MERGE in the merge's transaction (merges are serialised by the lake's lock, so
+no other merge runs meanwhile), and ``store.run_values`` is not kept (the lake computes it).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlops_nb.log import wide
 from mlops_nb.log.sqltext import literal as _literal
@@ -53,28 +59,15 @@ def merge_journal(
     load_bulk: Callable[[Path], pa.Table],
 ) -> int:
     """Apply the not-yet-merged complete lines of one journal file; return records applied."""
-    row = con.execute(
-        "SELECT applied_bytes FROM store.journal_progress WHERE journal = ?", [journal]
-    ).fetchone()
-    start = row[0] if row else 0
-    try:
-        with open(journal_dir / journal, "rb") as handle:
-            handle.seek(start)
-            data = handle.read()
-    except FileNotFoundError:
+    unmerged = _unmerged(con, journal_dir, journal)
+    if unmerged is None:
         return 0
-    end = data.rfind(b"\n") + 1  # a trailing partial line was never acknowledged: leave it
-    if end == 0:
-        return 0
-    records = []
-    for line in data[:end].splitlines():
-        with contextlib.suppress(ValueError):
-            records.append(_parse_line(line))
+    records, offset = unmerged
     con.execute("BEGIN TRANSACTION")
     try:
         bulk_files = apply_records(con, records, journal_dir, load_bulk)
         con.execute(
-            "INSERT OR REPLACE INTO store.journal_progress VALUES (?, ?)", [journal, start + end]
+            "INSERT OR REPLACE INTO store.journal_progress VALUES (?, ?)", [journal, offset]
         )
         con.execute("COMMIT")
     except BaseException:
@@ -84,6 +77,48 @@ def merge_journal(
         with contextlib.suppress(FileNotFoundError):
             os.remove(bulk)
     return len(records)
+
+
+def merge_journal_into_lake(
+    con: duckdb.DuckDBPyConnection,
+    journal_dir: Path,
+    journal: str,
+    load_bulk: Callable[[Path], pa.Table],
+) -> list[Path]:
+    """``merge_journal`` for a team lake, inside the caller's (serialised) transaction, which
+    reads the offset too, so a redo after an unknown COMMIT outcome adds nothing; returns the
+    bulk files consumed (to delete once committed)."""
+    unmerged = _unmerged(con, journal_dir, journal)
+    if unmerged is None:
+        return []
+    records, offset = unmerged
+    bulk_files = apply_records(con, records, journal_dir, load_bulk, lake=True)
+    replace_row(con, "journal_progress", {"journal": journal, "applied_bytes": offset})
+    return bulk_files
+
+
+def _unmerged(
+    con: duckdb.DuckDBPyConnection, journal_dir: Path, journal: str
+) -> tuple[list[dict[str, Any]], int] | None:
+    """The complete journal lines after the merged offset, and the offset after them."""
+    row = con.execute(
+        "SELECT applied_bytes FROM store.journal_progress WHERE journal = ?", [journal]
+    ).fetchone()
+    start = row[0] if row else 0
+    try:
+        with open(journal_dir / journal, "rb") as handle:
+            handle.seek(start)
+            data = handle.read()
+    except FileNotFoundError:
+        return None
+    end = data.rfind(b"\n") + 1  # a trailing partial line was never acknowledged: leave it
+    if end == 0:
+        return None
+    records = []
+    for line in data[:end].splitlines():
+        with contextlib.suppress(ValueError):
+            records.append(_parse_line(line))
+    return records, start + end
 
 
 def _parse_line(line: bytes) -> Any:
@@ -99,6 +134,8 @@ def apply_records(
     records: list[dict[str, Any]],
     journal_dir: Path,
     load_bulk: Callable[[Path], pa.Table],
+    *,
+    lake: bool = False,
 ) -> list[Path]:
     """Insert a batch of records; returns the bulk files it consumed (to delete after commit)."""
     experiments: dict[str, float] = {}
@@ -111,6 +148,7 @@ def apply_records(
     bulk_runs: list[str] = []
     rows: dict[str, list[dict[str, Any]]] = {table: [] for table in ROW_TABLES}
     registry: list[dict[str, Any]] = []
+    blobs: list[Path] = []
 
     for record in records:
         op = record.get("op")
@@ -137,20 +175,34 @@ def apply_records(
             rows[record["table"]].append(record["row"])
         elif op in REGISTRY_OPS:
             registry.append(record)
+        elif op == "blob" and lake:
+            blobs.append(journal_dir / record["file"])
 
     if experiments:
         _register(con, "batch_experiments", {
             "name": list(experiments), "t": list(experiments.values()),
         })  # fmt: skip
-        con.execute(
-            f"INSERT OR IGNORE INTO store.experiments SELECT name, {_ts('t')} "
-            "FROM batch_experiments"
-        )
+        if lake:
+            con.execute(
+                f"INSERT INTO store.experiments SELECT name, {_ts('t')} FROM batch_experiments "
+                "WHERE name NOT IN (SELECT name FROM store.experiments)"
+            )
+        else:
+            con.execute(
+                f"INSERT OR IGNORE INTO store.experiments SELECT name, {_ts('t')} "
+                "FROM batch_experiments"
+            )
     if runs:
+        if lake:  # MERGE needs each run once; one started and ended here is inserted ended
+            latest = {run["run_id"]: run for run in runs}.values()
+            runs = [_ended(run, status_updates.pop(run["run_id"], None)) for run in latest]
         columns = {c: [_run_value(run, c) for run in runs] for c in _RUN_COLUMNS}
         _register(con, "batch_runs", columns)
-        con.execute("INSERT OR REPLACE INTO store.runs SELECT * FROM batch_runs")
-        wide.refresh_runs(con, (run["run_id"] for run in runs))
+        if lake:
+            _upsert_into_lake(con, "runs", "batch_runs", ("run_id",))
+        else:
+            con.execute("INSERT OR REPLACE INTO store.runs SELECT * FROM batch_runs")
+            wide.refresh_runs(con, (run["run_id"] for run in runs))
     if params:
         _register(con, "batch_params", {
             "run_id": [k[0] for k in params], "name": [k[1] for k in params],
@@ -158,11 +210,15 @@ def apply_records(
             "value_num": [v[2] for v in params.values()],
             "value_json": [v[3] for v in params.values()],
         })  # fmt: skip
-        con.execute(
-            "INSERT INTO store.params SELECT * FROM batch_params ON CONFLICT (run_id, name) "
-            "DO UPDATE SET value = excluded.value, value_type = excluded.value_type, "
-            "value_num = excluded.value_num, value_json = excluded.value_json"
-        )
+        if lake:
+            _upsert_into_lake(con, "params", "batch_params", ("run_id", "name"))
+        else:
+            con.execute(
+                "INSERT INTO store.params SELECT * FROM batch_params ON CONFLICT (run_id, name) "
+                "DO UPDATE SET value = excluded.value, value_type = excluded.value_type, "
+                "value_num = excluded.value_num, value_json = excluded.value_json"
+            )
+    if params and not lake:
         kinds_by_name: dict[str, set[str]] = {}
         for (_, name), value in params.items():
             kinds_by_name.setdefault(name, set()).add(value[1])
@@ -172,18 +228,21 @@ def apply_records(
             "run_id": [k[0] for k in tags], "key": [k[1] for k in tags],
             "value": list(tags.values()),
         })  # fmt: skip
-        con.execute(
-            "INSERT INTO store.tags SELECT * FROM batch_tags ON CONFLICT (run_id, key) "
-            "DO UPDATE SET value = excluded.value"
-        )
+        if lake:
+            _upsert_into_lake(con, "tags", "batch_tags", ("run_id", "key"))
+        else:
+            con.execute(
+                "INSERT INTO store.tags SELECT * FROM batch_tags ON CONFLICT (run_id, key) "
+                "DO UPDATE SET value = excluded.value"
+            )
     if metrics["run_id"] or bulk_files:
         bulk = [
             (load_bulk(path), run_id) for path, run_id in zip(bulk_files, bulk_runs, strict=True)
         ]
-        _insert_metrics(con, metrics, bulk)
+        _insert_metrics(con, metrics, bulk, lake=lake)
     for table, table_rows in rows.items():
         if table_rows:
-            con.register(f"batch_{table}", pa.Table.from_pylist([_row(r) for r in table_rows]))
+            con.register(f"batch_{table}", _rows_table(table_rows))
             con.execute(f"INSERT INTO store.{table} BY NAME SELECT * FROM batch_{table}")
     if status_updates:
         updates = list(status_updates.values())
@@ -201,19 +260,51 @@ def apply_records(
             "error = u.error, writer_id = coalesce(u.writer_id, runs.writer_id) "
             "FROM batch_status u WHERE runs.run_id = u.run_id"
         )
-        wide.refresh_runs(con, status_updates)
+        if not lake:
+            wide.refresh_runs(con, status_updates)
     for record in registry:
         if record["op"] == "model_version":
-            _add_model_version(con, record["row"])
+            _add_model_version(con, record["row"], lake=lake)
         else:
-            _move_alias(con, record)
-    return bulk_files
+            _move_alias(con, record, lake=lake)
+    for number, path in enumerate(blobs):
+        con.register(f"batch_blob_{number}", load_bulk(path))
+        con.execute(
+            "INSERT INTO store.artifact_blobs SELECT sha256, size, content, created_at "
+            f"FROM batch_blob_{number} WHERE sha256 NOT IN "
+            "(SELECT sha256 FROM store.artifact_blobs)"
+        )
+    return bulk_files + blobs
 
 
-def _add_model_version(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
+def _ended(run: dict[str, Any], update: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's start with its later end (or resume) applied, as the status UPDATE would."""
+    if update is None:
+        return run
+    resumed = update["op"] == "run_resume"
+    return {
+        **run, "status": update.get("status", "running"), "error": update.get("error"),
+        "end_time": None if resumed else update.get("t"),
+        "writer_id": update.get("writer_id") or run.get("writer_id"),
+    }  # fmt: skip
+
+
+def _add_model_version(
+    con: duckdb.DuckDBPyConnection, row: dict[str, Any], lake: bool = False
+) -> None:
     """The next version number of ``row["name"]``, given here: the merge is serialised."""
     values = _row(row)
     columns = [c for c in values if c != "version"]
+    if lake:
+        if _count(con, "model_versions", "version_id", values["version_id"]):
+            return
+        con.execute(
+            f"INSERT INTO store.model_versions ({', '.join(columns)}, version) "
+            f"SELECT {', '.join('?' for _ in columns)}, coalesce(max(version), 0) + 1 "
+            "FROM store.model_versions WHERE name = ?",
+            [*(values[c] for c in columns), values["name"]],
+        )
+        return
     con.execute(
         f"INSERT INTO store.model_versions ({', '.join(columns)}, version) "
         f"SELECT {', '.join('?' for _ in columns)}, coalesce(max(version), 0) + 1 "
@@ -222,7 +313,7 @@ def _add_model_version(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> N
     )
 
 
-def _move_alias(con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> None:
+def _move_alias(con: duckdb.DuckDBPyConnection, record: dict[str, Any], lake: bool = False) -> None:
     """Point an alias at a version (or remove it: version None) and record the move."""
     name, alias, version = record["name"], record["alias"], record.get("version")
     when = _to_datetime(record["t"])
@@ -238,9 +329,14 @@ def _move_alias(con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> None:
         ).fetchone()[0]
     ):
         return  # checked before journaling; a version that vanished is not pointed at
-    if version is None:
+    if version is None or lake:
         con.execute("DELETE FROM store.model_aliases WHERE name = ? AND alias = ?", [name, alias])
-    else:
+    if version is not None and lake:
+        con.execute(
+            "INSERT INTO store.model_aliases VALUES (?, ?, ?, ?, ?, ?)",
+            [name, alias, version, record.get("user"), record.get("reason"), when],
+        )
+    elif version is not None:
         con.execute(
             "INSERT OR REPLACE INTO store.model_aliases VALUES (?, ?, ?, ?, ?, ?)",
             [name, alias, version, record.get("user"), record.get("reason"), when],
@@ -251,13 +347,26 @@ def _move_alias(con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> None:
     )
 
 
-def mark_crashed(con: duckdb.DuckDBPyConnection, writer_id: str, last_seen: float | None) -> None:
+_DIED = (
+    "'the process recording this run (pid ' || coalesce(pid::VARCHAR, '?') || ' on ' || "
+    "coalesce(host, '?') || ') died before ending it'"
+)
+
+
+def mark_crashed(
+    con: duckdb.DuckDBPyConnection, writer_id: str, last_seen: float | None, lake: bool = False
+) -> None:
     """A writer died without ending its runs: they are ``crashed``, ended when it was last seen."""
     ended = _to_datetime(last_seen) if last_seen else datetime.now(UTC).replace(tzinfo=None)
+    if lake:
+        con.execute(
+            "UPDATE store.runs SET status = 'crashed', end_time = ?, error = "
+            f"{_DIED} WHERE writer_id = ? AND status = 'running'",
+            [ended, writer_id],
+        )
+        return
     con.execute(
-        "UPDATE store.runs SET status = 'crashed', end_time = ?, error = "
-        "'the process recording this run (pid ' || coalesce(pid::VARCHAR, '?') || ' on ' || "
-        "coalesce(host, '?') || ') died before ending it' "
+        f"UPDATE store.runs SET status = 'crashed', end_time = ?, error = {_DIED} "
         "WHERE writer_id = ? AND status = 'running' RETURNING run_id",
         [ended, writer_id],
     )
@@ -273,6 +382,7 @@ def _insert_metrics(
     con: duckdb.DuckDBPyConnection,
     metrics: dict[str, list[Any]],
     bulk: list[tuple[pa.Table, str]],
+    lake: bool = False,
 ) -> None:
     """Append to the history and move ``latest_metrics`` forward, set-wise."""
     sources = []
@@ -292,6 +402,9 @@ def _insert_metrics(
         + " UNION ALL ".join(sources)
     )
     con.execute("INSERT INTO store.metrics SELECT * FROM batch_metrics")
+    if lake:
+        _move_latest_metrics(con)
+        return
     con.execute(
         "INSERT INTO store.latest_metrics "
         f"SELECT run_id, key, arg_max(value, {_ORDER}), max(step), "
@@ -303,6 +416,52 @@ def _insert_metrics(
     )
     touched = con.fetchall()  # only the (run, key) pairs whose latest value moved
     wide.refresh_metrics(con, {key for _, key in touched}, {run_id for run_id, _ in touched})
+
+
+def _move_latest_metrics(con: duckdb.DuckDBPyConnection) -> None:
+    """``latest_metrics`` on a lake: the batch's latest point per key, where it is newer."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE batch_latest AS "
+        f"SELECT run_id, key, arg_max(value, {_ORDER}) AS value, max(step) AS step, "
+        f"arg_max(timestamp, {_ORDER}) AS timestamp FROM batch_metrics GROUP BY run_id, key"
+    )
+    _upsert_into_lake(
+        con, "latest_metrics", "batch_latest", ("run_id", "key"),
+        "(b.step, b.timestamp) >= (t.step, t.timestamp)",
+    )  # fmt: skip
+
+
+def _upsert_into_lake(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    batch: str,
+    keys: tuple[str, ...],
+    newer: str = "",
+) -> None:
+    """``INSERT OR REPLACE`` (or ``ON CONFLICT DO UPDATE ... WHERE newer``) on a lake: one
+    MERGE of a batch that holds each key once, by column name."""
+    same = " AND ".join(f"t.{key} = b.{key}" for key in keys)
+    condition = f" AND {newer}" if newer else ""
+    con.execute(
+        f"MERGE INTO store.{table} t USING {batch} b ON {same} "
+        f"WHEN MATCHED{condition} THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+    )
+
+
+def replace_row(con: duckdb.DuckDBPyConnection, table: str, row: dict[str, Any]) -> None:
+    """``INSERT OR REPLACE`` of one row on a lake, keyed by its first column."""
+    names = list(row)
+    values = ", ".join(f"? AS {name}" for name in names)
+    con.execute(
+        f"MERGE INTO store.{table} t USING (SELECT {values}) b ON t.{names[0]} = b.{names[0]} "
+        "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *",
+        list(row.values()),
+    )
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str, column: str, value: Any) -> int:
+    row = con.execute(f"SELECT count(*) FROM store.{table} WHERE {column} = ?", [value]).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _add_metric(metrics: dict[str, list[Any]], run_id: str, key: str, value, step, t) -> None:
@@ -339,6 +498,27 @@ def _run_value(run: dict[str, Any], column: str) -> Any:
     if column in _TIME_FIELDS and value is not None:
         return _to_datetime(value)
     return value
+
+
+def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows as one Arrow table, converted column by column (a served model's merge holds
+    thousands of request rows): nested values become JSON text, epoch seconds timestamps.
+    Rows whose columns mix kinds Arrow cannot hold in one column go row by row."""
+    nested = {key for row in rows for key, value in row.items() if type(value) in (dict, list)}
+    if nested:
+        rows = [{k: json.dumps(v, default=str) if k in nested and type(v) in (dict, list) else v
+                 for k, v in row.items()} for row in rows]  # fmt: skip
+    try:
+        table = pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.Table.from_pylist([_row(row) for row in rows])
+    for index, field in enumerate(table.schema):
+        numeric = pa.types.is_floating(field.type) or pa.types.is_integer(field.type)
+        if field.name in _TIME_FIELDS and numeric:
+            micros = pc.round(pc.multiply(table.column(index).cast(pa.float64()), 1_000_000))
+            stamps = micros.cast(pa.int64()).cast(pa.timestamp("us"))
+            table = table.set_column(index, field.name, stamps)
+    return table
 
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:

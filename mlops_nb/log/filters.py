@@ -62,7 +62,8 @@ def conditions_from_json(data: Any) -> list[Condition]:
 
 
 class Compiler:
-    """Turns conditions and sorts into SQL over ``store.run_values v`` (+ tags ``t``)."""
+    """Turns conditions and sorts into SQL over the store's run relation ``v`` (a file log's
+    ``store.run_values``, a team log's pivot of its long tables) and tags ``t``."""
 
     def __init__(self, columns: Mapping[str, str]):
         self.columns = columns  # the params./metrics. columns that exist

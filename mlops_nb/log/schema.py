@@ -10,6 +10,7 @@ applied in one transaction, so a failed upgrade leaves the file as it was.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import duckdb
@@ -308,3 +309,21 @@ def migrate(con: duckdb.DuckDBPyConnection, from_version: int, to_version: int =
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def migrate_lake(con: duckdb.DuckDBPyConnection, from_version: int) -> None:
+    """The same migrations on a team lake, inside the caller's transaction: DuckLake has no
+    primary keys or unique constraints (merges keep keys unique instead), and the lake keeps
+    no ``store.run_values`` (its reads pivot the long tables, see ``wide.view_query``)."""
+    for version in range(from_version + 1, SCHEMA_VERSION + 1):
+        for step in MIGRATIONS[version]:
+            if callable(step) or "run_values" in step:
+                continue
+            con.execute(_without_keys(step))
+    con.execute("DELETE FROM store.meta WHERE key = 'schema_version'")
+    con.execute("INSERT INTO store.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+
+def _without_keys(statement: str) -> str:
+    statement = re.sub(r",\s*(PRIMARY KEY|UNIQUE) \([^)]*\)", "", statement)
+    return statement.replace(" PRIMARY KEY", "")

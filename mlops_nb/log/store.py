@@ -59,7 +59,8 @@ import pyarrow as pa
 import pyarrow.feather as feather
 
 from mlops_nb.errors import LogGoneError, LogNotFoundError, LogVersionError, NotALogError
-from mlops_nb.log import apply, erasure, schema
+from mlops_nb.log import apply, erasure, schema, wide
+from mlops_nb.log.location import is_team_location
 
 T = TypeVar("T")
 
@@ -69,14 +70,16 @@ JOURNAL_ROTATE_BYTES = 8 * 1024 * 1024
 _DUCKDB_MAGIC = b"DUCK"
 
 
-class Store:
-    """One process's handle on one log file: its journal, merges, and read connections."""
+class JournalStore:
+    """What every backend shares: this process's journal (one ``write(2)`` per record), the
+    background merges, the ``.alive`` liveness flock, and merging dead writers' journals.
+
+    A backend says how a merge is serialised (``_merge_lock``), how journal lines land in its
+    database (``_merge_journals``) and how far a journal was merged (``_merged_bytes``)."""
 
     def __init__(self, path: Path):
         self.path = path
         self.journal_dir = path.parent / (path.name + ".journal")
-        self._lock_path = path.parent / (path.name + ".lock")
-        self._wait_path = path.parent / (path.name + ".wait")
         self._mutex = threading.RLock()
         self._append_mutex = threading.Lock()
         self._ready = False
@@ -98,12 +101,282 @@ class Store:
         self._gone = False  # the file was deleted under us: stop, say so once
         self._unmerged_records = 0  # journaled since the last merge (what a loss would lose)
         self.before_close: list[Callable[[], None]] = []
+        self.read_cache: dict[str, Any] = {}  # facts derived from the log while it can't change
+
+    # ------------------------------------------------------------------ what a backend adds
+    def _merge_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held around a merge of journals (and while a journal is found wholly merged)."""
+        raise NotImplementedError
+
+    def _merge_journals(self, journals: list[str | None], dead_writers: list[str]) -> None:
+        """Under the merge lock: apply unmerged journal bytes; mark dead writers' runs."""
+        raise NotImplementedError
+
+    def _merged_bytes(self, journal: str) -> int:
+        """How many bytes of ``journal`` the log holds."""
+        raise NotImplementedError
+
+    def _release_connections(self) -> None:
+        """Let go of open read connections (before a recovery)."""
+
+    def _close_connections(self) -> None:
+        """Let go of every connection and timer (at close)."""
+        self._release_connections()
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: drop what belongs to the parent process, without closing it."""
+        for fd in (self._alive_fd, self._journal_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._alive_fd = self._journal_fd = None
+        self._stopping = True
+
+    # ------------------------------------------------------------------ writing
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record to this process's journal; durable when this returns."""
+        line = _journal_line(record)
+        with self._append_mutex:
+            if self._journal_fd is None:
+                self._open_journal()
+            assert self._journal_fd is not None
+            os.write(self._journal_fd, line)
+            self._appended += len(line)
+            self._unmerged_records += 1
+        if not self._gone:
+            self._dirty.set()
+
+    def become_writer(self) -> str:
+        """Open this process's journal now (if not yet) and return its writer id."""
+        with self._append_mutex:
+            if self._journal_fd is None:
+                self._open_journal()
+        assert self.writer_id is not None
+        return self.writer_id
+
+    def append_bulk(self, op: str, table: pa.Table, **fields: Any) -> None:
+        """Store a large batch as a Parquet file beside the journal and journal a pointer."""
+        with self._append_mutex:
+            if self._journal_fd is None:
+                self._open_journal()
+            self._bulk_seq += 1
+            name = f"{self.writer_id}.bulk{self._bulk_seq}.arrow"
+        final = self.journal_dir / name
+        temporary = self.journal_dir / (name + ".tmp")
+        feather.write_feather(table, temporary, compression="uncompressed")
+        os.replace(temporary, final)
+        self._bulk_tables[name] = table  # merged from memory; the file is for recovery
+        self.append({"op": op, "file": name, **fields})
+
+    def load_bulk(self, path: Path) -> pa.Table:
+        """A bulk batch: still in memory when this process wrote it, else from its file."""
+        table = self._bulk_tables.pop(path.name, None)
+        return table if table is not None else feather.read_table(path)
+
+    def _open_journal(self) -> None:
+        """Become a writer: take the liveness lock and open a fresh journal file."""
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
+        if self.writer_id is None:
+            host = host_name().split(".")[0]
+            self.writer_id = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            alive = self.journal_dir / f"{self.writer_id}.alive"
+            self._alive_fd = os.open(alive, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._alive_fd, fcntl.LOCK_EX)
+        self._journal_seq += 1
+        self._journal_name = f"{self.writer_id}.{self._journal_seq}.jsonl"
+        self._journal_fd = os.open(
+            self.journal_dir / self._journal_name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+        )
+        self._appended = 0
+        if self._flusher is None:
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name="mlops-nb-flusher", daemon=True
+            )
+            self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._stopping:
+            self._dirty.wait()
+            if self._stopping:
+                return
+            time.sleep(self.merge_interval / 2)
+            try:
+                self.flush()
+                self.flush_error = None
+            except LogGoneError:
+                self._report_gone()
+                return
+            except Exception as error:  # noqa: BLE001 - kept in the journal, retried next tick
+                self.flush_error = error
+                time.sleep(self.merge_interval)
+                self._dirty.set()
+
+    def has_unmerged(self) -> bool:
+        return self._journal_fd is not None and self._dirty.is_set()
+
+    def flush(self) -> None:
+        """Merge everything this process has journaled into the log now."""
+        if self._journal_fd is None:
+            return
+        with self._mutex:
+            self._dirty.clear()
+            with self._append_mutex:
+                journals = [self._journal_name]
+                rotate = self._appended >= JOURNAL_ROTATE_BYTES
+                merging = self._unmerged_records
+            if not merging:
+                return
+            with self._merge_lock():
+                self._merge_journals(journals, dead_writers=[])
+            with self._append_mutex:
+                self._unmerged_records -= merging
+            if rotate:
+                self._rotate_journal(journals[0])
+
+    def _rotate_journal(self, merged_name: str | None) -> None:
+        """Start a new journal once the old one is large and wholly merged; delete the old."""
+        with self._append_mutex:
+            if self._journal_name != merged_name or self._journal_fd is None:
+                return
+            if os.fstat(self._journal_fd).st_size != self._merged_bytes(merged_name):
+                return
+            os.close(self._journal_fd)
+            self._journal_fd = None
+            self._open_journal()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.journal_dir / merged_name)
+
+    # ------------------------------------------------------------------ recovery
+    def recover_dead_writers(self) -> None:
+        """Merge what dead writers left in their journals and mark their runs crashed."""
+        dead = self._dead_writers()
+        if not dead:
+            return
+        with self._mutex:
+            self._release_connections()
+            with self._merge_lock():
+                dead = self._dead_writers()  # another process may have recovered them
+                if not dead:
+                    return
+                journals = sorted(
+                    p.name for writer in dead for p in self.journal_dir.glob(f"{writer}.*.jsonl")
+                )
+                self._merge_journals(journals, dead_writers=dead)
+                for writer in dead:
+                    for leftover in self.journal_dir.glob(f"{writer}.*"):
+                        with contextlib.suppress(FileNotFoundError):
+                            leftover.unlink()
+
+    def _dead_writers(self) -> list[str]:
+        if not self.journal_dir.is_dir():
+            return []
+        writers = set()
+        for entry in os.scandir(self.journal_dir):
+            writer = entry.name.split(".", 1)[0]
+            if writer != self.writer_id and not entry.name.endswith(".tmp"):
+                writers.add(writer)
+        return sorted(w for w in writers if not self._writer_alive(w))
+
+    def _writer_alive(self, writer: str) -> bool:
+        """A writer is alive while some process holds the flock on its ``.alive`` file."""
+        alive = self.journal_dir / f"{writer}.alive"
+        try:
+            fd = os.open(alive, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def _last_activity(self, writer: str) -> float | None:
+        times = [p.stat().st_mtime for p in self.journal_dir.glob(f"{writer}.*.jsonl")]
+        return max(times) if times else None
+
+    def _report_gone(self) -> None:
+        """One warning from a background thread, saying what was not recorded; then quiet."""
+        if self._reported_gone:
+            return
+        self._reported_gone = True
+        lost = self._unmerged_records
+        print(
+            f"mlops: {self.path} was deleted while this process was using it: "
+            f"{lost} record{' was' if lost == 1 else 's were'} not recorded (metrics, params, "
+            "cells, run ends), nor will later ones be; open the log again to start a new one",
+            file=sys.stderr,
+        )
+
+    _reported_gone = False
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Final merge; remove this writer's journal files once everything is in the log."""
+        for callback in list(self.before_close):
+            with contextlib.suppress(Exception):
+                callback()
+        self._stopping = True
+        self._dirty.set()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=5)
+        with self._mutex:
+            if self._journal_fd is not None:
+                self._dirty.set()
+                try:
+                    self.flush()
+                except LogGoneError:
+                    self._report_gone()
+                os.close(self._journal_fd)
+                self._journal_fd = None
+                for leftover in self.journal_dir.glob(f"{self.writer_id}.*"):
+                    if not leftover.name.endswith(".alive"):
+                        leftover.unlink(missing_ok=True)
+                (self.journal_dir / f"{self.writer_id}.alive").unlink(missing_ok=True)
+            if self._alive_fd is not None:
+                os.close(self._alive_fd)
+                self._alive_fd = None
+            self._close_connections()
+            # the same Store may be used again later in this process: start as a new writer,
+            # and check the file again (another process may have replaced or upgraded it)
+            self._ready = False
+            self.writer_id = None
+            self._flusher = None
+            self._stopping = False
+            self._dirty.clear()
+
+
+class Store(JournalStore):
+    """One process's handle on one log file: its journal, merges, and read connections."""
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        self._lock_path = path.parent / (path.name + ".lock")
+        self._wait_path = path.parent / (path.name + ".wait")
         # reader side
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._reader_lock_fd: int | None = None
         self._reader_last_used = 0.0
-        self.read_cache: dict[str, Any] = {}  # facts derived from the file while it can't change
         self._linger_timer: threading.Timer | None = None
+
+    def _merge_lock(self) -> contextlib.AbstractContextManager[None]:
+        return self._exclusive_lock()
+
+    def _release_connections(self) -> None:
+        self._close_reader()
+
+    def _close_connections(self) -> None:
+        self._close_reader()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+
+    def _forget_after_fork(self) -> None:
+        super()._forget_after_fork()
+        if self._reader_lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._reader_lock_fd)
+        self._reader_lock_fd = None
 
     # ------------------------------------------------------------------ opening
     def ensure_ready(self, create: bool = True) -> None:
@@ -159,120 +432,7 @@ class Store:
         finally:
             con.close()
 
-    # ------------------------------------------------------------------ writing
-    def append(self, record: dict[str, Any]) -> None:
-        """Append one record to this process's journal; durable when this returns."""
-        line = _journal_line(record)
-        with self._append_mutex:
-            if self._journal_fd is None:
-                self._open_journal()
-            assert self._journal_fd is not None
-            os.write(self._journal_fd, line)
-            self._appended += len(line)
-            self._unmerged_records += 1
-        if not self._gone:
-            self._dirty.set()
-
-    def become_writer(self) -> str:
-        """Open this process's journal now (if not yet) and return its writer id."""
-        with self._append_mutex:
-            if self._journal_fd is None:
-                self._open_journal()
-        assert self.writer_id is not None
-        return self.writer_id
-
-    def append_bulk(self, op: str, table: pa.Table, **fields: Any) -> None:
-        """Store a large batch as a Parquet file beside the journal and journal a pointer."""
-        with self._append_mutex:
-            if self._journal_fd is None:
-                self._open_journal()
-            self._bulk_seq += 1
-            name = f"{self.writer_id}.bulk{self._bulk_seq}.arrow"
-        final = self.journal_dir / name
-        temporary = self.journal_dir / (name + ".tmp")
-        feather.write_feather(table, temporary, compression="uncompressed")
-        os.replace(temporary, final)
-        self._bulk_tables[name] = table  # merged from memory; the file is for recovery
-        self.append({"op": op, "file": name, **fields})
-
-    def load_bulk(self, path: Path) -> pa.Table:
-        """A bulk batch: still in memory when this process wrote it, else from its file."""
-        table = self._bulk_tables.pop(path.name, None)
-        return table if table is not None else feather.read_table(path)
-
-    def _open_journal(self) -> None:
-        """Become a writer: take the liveness lock and open a fresh journal file."""
-        self.journal_dir.mkdir(parents=True, exist_ok=True)
-        if self.writer_id is None:
-            host = socket.gethostname().split(".")[0]
-            self.writer_id = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            alive = self.journal_dir / f"{self.writer_id}.alive"
-            self._alive_fd = os.open(alive, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(self._alive_fd, fcntl.LOCK_EX)
-        self._journal_seq += 1
-        self._journal_name = f"{self.writer_id}.{self._journal_seq}.jsonl"
-        self._journal_fd = os.open(
-            self.journal_dir / self._journal_name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
-        )
-        self._appended = 0
-        if self._flusher is None:
-            self._flusher = threading.Thread(
-                target=self._flush_loop, name="mlops-nb-flusher", daemon=True
-            )
-            self._flusher.start()
-
-    def _flush_loop(self) -> None:
-        while not self._stopping:
-            self._dirty.wait()
-            if self._stopping:
-                return
-            time.sleep(self.merge_interval / 2)
-            try:
-                self.flush()
-                self.flush_error = None
-            except LogGoneError:
-                self._report_gone()
-                return
-            except Exception as error:  # noqa: BLE001 - kept in the journal, retried next tick
-                self.flush_error = error
-                time.sleep(self.merge_interval)
-                self._dirty.set()
-
-    def has_unmerged(self) -> bool:
-        return self._journal_fd is not None and self._dirty.is_set()
-
-    def flush(self) -> None:
-        """Merge everything this process has journaled into the database file now."""
-        if self._journal_fd is None:
-            return
-        with self._mutex:
-            self._dirty.clear()
-            with self._append_mutex:
-                journals = [self._journal_name]
-                rotate = self._appended >= JOURNAL_ROTATE_BYTES
-                merging = self._unmerged_records
-            if not merging:
-                return
-            with self._exclusive_lock():
-                self._merge_journals(journals, dead_writers=[])
-            with self._append_mutex:
-                self._unmerged_records -= merging
-            if rotate:
-                self._rotate_journal(journals[0])
-
-    def _rotate_journal(self, merged_name: str | None) -> None:
-        """Start a new journal once the old one is large and wholly merged; delete the old."""
-        with self._append_mutex:
-            if self._journal_name != merged_name or self._journal_fd is None:
-                return
-            if os.fstat(self._journal_fd).st_size != self._merged_bytes(merged_name):
-                return
-            os.close(self._journal_fd)
-            self._journal_fd = None
-            self._open_journal()
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.journal_dir / merged_name)
-
+    # ------------------------------------------------------------------ merging
     def _merged_bytes(self, journal: str) -> int:
         with self._exclusive_lock():
             con = duckdb.connect(str(self.path))
@@ -327,57 +487,20 @@ class Store:
         with self._mutex, self._exclusive_lock():
             erasure.compact_file(self.path)
 
-    # ------------------------------------------------------------------ recovery
-    def recover_dead_writers(self) -> None:
-        """Merge what dead writers left in their journals and mark their runs crashed."""
-        dead = self._dead_writers()
-        if not dead:
-            return
-        with self._mutex:
-            self._close_reader()
-            with self._exclusive_lock():
-                dead = self._dead_writers()  # another process may have recovered them
-                if not dead:
-                    return
-                journals = sorted(
-                    p.name for writer in dead for p in self.journal_dir.glob(f"{writer}.*.jsonl")
-                )
-                self._merge_journals(journals, dead_writers=dead)
-                for writer in dead:
-                    for leftover in self.journal_dir.glob(f"{writer}.*"):
-                        with contextlib.suppress(FileNotFoundError):
-                            leftover.unlink()
+    # ------------------------------------------------------------------ artifacts
+    def store_blob(self, path: Path, sha256: str, size: int) -> None:
+        """Nothing more to do: the artifacts folder beside the file is the storage."""
 
-    def _dead_writers(self) -> list[str]:
-        if not self.journal_dir.is_dir():
-            return []
-        writers = set()
-        for entry in os.scandir(self.journal_dir):
-            writer = entry.name.split(".", 1)[0]
-            if writer != self.writer_id and not entry.name.endswith(".tmp"):
-                writers.add(writer)
-        return sorted(w for w in writers if not self._writer_alive(w))
-
-    def _writer_alive(self, writer: str) -> bool:
-        """A writer is alive while some process holds the flock on its ``.alive`` file."""
-        alive = self.journal_dir / f"{writer}.alive"
-        try:
-            fd = os.open(alive, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
-
-    def _last_activity(self, writer: str) -> float | None:
-        times = [p.stat().st_mtime for p in self.journal_dir.glob(f"{writer}.*.jsonl")]
-        return max(times) if times else None
+    def fetch_blob(self, sha256: str, target: Path) -> Path:
+        """The stored file itself (beside the log file)."""
+        return target
 
     # ------------------------------------------------------------------ reading
+    def run_values(self, con: duckdb.DuckDBPyConnection) -> tuple[str, dict[str, str]]:
+        """The relation with one row per run (``store.run_values``, kept at merge time) and its
+        param and metric columns with their types."""
+        return "store.run_values", wide.existing_columns(con)
+
     def read(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run ``query`` on a read-only connection, seeing every record this process wrote."""
         self.ensure_ready(create=False)
@@ -470,21 +593,6 @@ class Store:
                 "again (a new log) or restore the file"
             )
 
-    def _report_gone(self) -> None:
-        """One warning from a background thread, saying what was not recorded; then quiet."""
-        if self._reported_gone:
-            return
-        self._reported_gone = True
-        lost = self._unmerged_records
-        print(
-            f"mlops: {self.path} was deleted while this process was using it: "
-            f"{lost} record{' was' if lost == 1 else 's were'} not recorded (metrics, params, "
-            "cells, run ends), nor will later ones be; open the log again to start a new one",
-            file=sys.stderr,
-        )
-
-    _reported_gone = False
-
     @contextlib.contextmanager
     def _exclusive_lock(self) -> Iterator[None]:
         """Hold the sidecar lock exclusively; announce ourselves to readers while we wait."""
@@ -507,47 +615,10 @@ class Store:
             finally:
                 os.close(fd)
 
-    # ------------------------------------------------------------------ closing
-    def close(self) -> None:
-        """Final merge; remove this writer's journal files once everything is in the log."""
-        for callback in list(self.before_close):
-            with contextlib.suppress(Exception):
-                callback()
-        self._stopping = True
-        self._dirty.set()
-        if self._flusher is not None and self._flusher is not threading.current_thread():
-            self._flusher.join(timeout=5)
-        with self._mutex:
-            if self._journal_fd is not None:
-                self._dirty.set()
-                try:
-                    self.flush()
-                except LogGoneError:
-                    self._report_gone()
-                os.close(self._journal_fd)
-                self._journal_fd = None
-                for leftover in self.journal_dir.glob(f"{self.writer_id}.*"):
-                    if not leftover.name.endswith(".alive"):
-                        leftover.unlink(missing_ok=True)
-                (self.journal_dir / f"{self.writer_id}.alive").unlink(missing_ok=True)
-            if self._alive_fd is not None:
-                os.close(self._alive_fd)
-                self._alive_fd = None
-            self._close_reader()
-            if self._linger_timer is not None:
-                self._linger_timer.cancel()
-            # the same Store may be used again later in this process: start as a new writer,
-            # and check the file again (another process may have replaced or upgraded it)
-            self._ready = False
-            self.writer_id = None
-            self._flusher = None
-            self._stopping = False
-            self._dirty.clear()
-
 
 # ---------------------------------------------------------------------- one Store per file
 _STORES: dict[str, Store] = {}
-_ALL_STORES: weakref.WeakSet[Store] = weakref.WeakSet()  # closed at exit, even if forgotten
+_ALL_STORES: weakref.WeakSet[JournalStore] = weakref.WeakSet()  # closed at exit, even if forgotten
 _STORES_MUTEX = threading.Lock()
 _ORPHANED: list[Any] = []  # objects inherited over fork(), kept so they are never closed
 
@@ -569,6 +640,16 @@ def get_store(path: Path, create: bool = True) -> Store:
     return store
 
 
+def open_store(location: str, create: bool = True) -> JournalStore:
+    """The process-wide store of a log location: a DuckDB file's path, or a team lake
+    (``ducklake:postgres:...``, see lake.py)."""
+    if is_team_location(location):
+        from mlops_nb.log.lake import open_lake_store
+
+        return open_lake_store(location, create=create)
+    return get_store(Path(location), create=create)
+
+
 @atexit.register
 def _close_all_stores() -> None:
     """Final merges, and no DuckDB connection left for interpreter shutdown to tear down."""
@@ -581,12 +662,7 @@ def _forget_parent_stores() -> None:
     """In a forked child, the parent's journal and locks are not ours: start afresh."""
     for store in list(_ALL_STORES):
         _ORPHANED.append(store)
-        for fd in (store._alive_fd, store._journal_fd, store._reader_lock_fd):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        store._alive_fd = store._journal_fd = store._reader_lock_fd = None
-        store._stopping = True
+        store._forget_after_fork()
     _STORES.clear()
     _ALL_STORES.clear()
 
@@ -595,6 +671,15 @@ os.register_at_fork(after_in_child=_forget_parent_stores)
 
 
 # ---------------------------------------------------------------------- helpers
+HOSTNAME_ENV = "MLOPS_NB_HOSTNAME"
+
+
+def host_name() -> str:
+    """This machine's name in writer ids and runs (``$MLOPS_NB_HOSTNAME`` overrides it, so
+    processes can stand for machines in tests)."""
+    return os.environ.get(HOSTNAME_ENV) or socket.gethostname()
+
+
 def _check_magic(path: Path) -> None:
     with open(path, "rb") as handle:
         header = handle.read(16)

@@ -137,6 +137,48 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     refresh_metrics(con, keys, all_runs)
 
 
+def view_query(
+    kinds_by_name: dict[str, set[str]], metric_keys: Iterable[str], prefix: str
+) -> tuple[str, dict[str, str]]:
+    """The query a team lake reads instead of ``store.run_values``, and its param and metric
+    columns with their types: the same as the table's, pivoted from ``<prefix>store.runs``,
+    ``params`` and ``latest_metrics`` when it is read (a lake cannot widen a column's type,
+    and each ALTER would cost a catalog table)."""
+    params = {
+        f"params.{name}": _widen(None, kinds) for name, kinds in sorted(kinds_by_name.items())
+    }
+    metrics = [f"metrics.{key}" for key in sorted(set(metric_keys))]
+    param_fields = [
+        _VALUE_EXPR[sql_type].format(f"WHERE name = {_literal(column[7:])}")
+        + f" AS {_ident(column)}"
+        for column, sql_type in params.items()
+    ]
+    metric_fields = [
+        f"max(value) FILTER (WHERE key = {_literal(column[8:])}) AS {_ident(column)}"
+        for column in metrics
+    ]
+    columns = [f"p.{_ident(c)}" for c in params] + [f"m.{_ident(c)}" for c in metrics]
+    sql = (
+        "SELECT r.run_id, r.experiment, r.name, r.status, r.start_time, r.end_time, "
+        "date_diff('millisecond', r.start_time, r.end_time) / 1000.0 AS duration_s, "
+        'r.user_name AS "user", r.host, r.pid, r.source, r.notebook_path, r.notebook_hash, '
+        "r.git_commit, r.git_dirty, r.parent_run_id, r.error"
+        + "".join(f", {column}" for column in columns)
+        + f" FROM {prefix}store.runs r"
+    )
+    if param_fields:
+        sql += (
+            f" LEFT JOIN (SELECT run_id, {', '.join(param_fields)} FROM {prefix}store.params "
+            "GROUP BY run_id) p ON p.run_id = r.run_id"
+        )
+    if metric_fields:
+        sql += (
+            f" LEFT JOIN (SELECT run_id, {', '.join(metric_fields)} FROM "
+            f"{prefix}store.latest_metrics GROUP BY run_id) m ON m.run_id = r.run_id"
+        )
+    return sql, {**params, **{column: "DOUBLE" for column in metrics}}
+
+
 def _upsert(
     con: duckdb.DuckDBPyConnection,
     wanted: dict[str, str],

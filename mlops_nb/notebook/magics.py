@@ -231,7 +231,7 @@ class MlopsMagics(Magics):
         log = self._log_handle()
         log.flush()
         formats = [f.strip() for f in args.format.split(",") if f.strip()]
-        for written in build_docs(notebook, args.out, run_id, formats, log.path):
+        for written in build_docs(notebook, args.out, run_id, formats, log.location):
             print(f"wrote {written}")
 
     def _register(self, args: argparse.Namespace) -> None:

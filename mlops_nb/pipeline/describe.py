@@ -10,6 +10,7 @@ from typing import Any
 
 from mlops_nb.errors import LogNotFoundError, MlopsError
 from mlops_nb.pipeline.notebook import Pipeline, read_pipeline
+from mlops_nb.pipeline.parameters import load_smoke_pairs
 
 
 def show_from_cli(args: argparse.Namespace) -> int:
@@ -33,6 +34,7 @@ def describe(notebook: str, log_path: str | None = None) -> dict[str, Any]:
         "title": pipeline.title,
         "experiment": pipeline.experiment,
         "parameters": [p.to_record() for p in pipeline.parameters],
+        "smoke": dict(load_smoke_pairs(notebook)),
         "stages": [
             {
                 "name": stage.name,
@@ -63,6 +65,9 @@ def to_text(description: dict[str, Any]) -> str:
     for p in description["parameters"]:
         help_text = f"  # {p['help']}" if p["help"] else ""
         lines.append(f"  {p['name']}: {p['type']} = {p['default']!r}{help_text}")
+    if description.get("smoke"):
+        pairs = " ".join(f"{name}={value}" for name, value in description["smoke"].items())
+        lines.append(f"smoke run (--smoke): {pairs}")
     lines.append("stages:")
     data = (description["last_run"] or {}).get("stages", {})
     for number, stage in enumerate(description["stages"], 1):

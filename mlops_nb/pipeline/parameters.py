@@ -8,6 +8,11 @@
 Values from ``-p NAME VALUE``, ``-f params.yaml`` and the sidebar are parsed and checked against
 these annotations before any kernel starts: an unknown name or a bad value fails at once with
 the parameter, the value and what was expected (papermill only warns, and injects anyway).
+
+A comment line in the same cell declares the small values of a smoke run (``mlops-nb run
+--smoke``, the test stage of ``mlops-nb cicd``)::
+
+    # mlops: smoke n_customers=500 n_estimators=20
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import contextlib
 import io
 import json
 import re
+import shlex
 import tokenize
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -119,6 +125,39 @@ def parse_parameters(source: str, skipped: list[str] | None = None) -> list[Para
 
 
 _TYPE_COMMENT = re.compile(r"type:\s*(?P<type>\S+)\s*(?P<help>.*)")
+_SMOKE_LINE = re.compile(r"^[ \t]*#[ \t]*mlops:[ \t]*smoke\b(?P<values>.*)$", re.MULTILINE)
+
+
+def smoke_pairs(source: str) -> list[tuple[str, str]]:
+    """The smoke set a parameters cell declares, as ``-p`` pairs in the order written.
+
+    ``# mlops: smoke n_rows=500 label='two words'``: NAME=VALUE words quoted as in a shell,
+    each VALUE read as ``-p`` text is. Several such lines add up.
+    """
+    pairs = []
+    for line in _SMOKE_LINE.finditer(source):
+        try:
+            words = shlex.split(line["values"])
+        except ValueError as error:
+            raise ParameterError(
+                f"cannot read the smoke line {line[0].strip()!r}: {error}"
+            ) from None
+        for word in words:
+            name, equals, text = word.partition("=")
+            if not equals or not name.isidentifier():
+                raise ParameterError(
+                    f"the smoke line {line[0].strip()!r}: {word!r} is not NAME=VALUE"
+                )
+            pairs.append((name, text))
+    return pairs
+
+
+def load_smoke_pairs(notebook: str | Path | nbformat.NotebookNode) -> list[tuple[str, str]]:
+    """The smoke set declared in a notebook's parameters cell (empty when there is none)."""
+    if not isinstance(notebook, nbformat.NotebookNode):
+        notebook = nbformat.read(str(notebook), as_version=4)
+    found = parameters_cell(notebook)
+    return smoke_pairs(found[1]) if found else []
 
 
 def _statements(source: str, skipped: list[str]) -> list[ast.stmt]:
@@ -197,12 +236,15 @@ def resolve(
     parameters: list[Parameter],
     cli_pairs: Iterable[tuple[str, str]] = (),
     file_values: Mapping[str, Any] | None = None,
+    smoke: Iterable[tuple[str, str]] = (),
 ) -> dict[str, Any]:
-    """Typed values for the given names: ``-f`` file values first, then ``-p`` overrides."""
+    """Typed values for the given names: ``-f`` file values first, then the smoke set (of a
+    smoke run), then ``-p`` overrides."""
     declared = {p.name: p for p in parameters}
     values: dict[str, Any] = {}
     for source, items, from_text in (
         ("file", (file_values or {}).items(), False),
+        ("the smoke set", smoke, True),
         ("-p", cli_pairs, True),
     ):
         for name, raw in items:

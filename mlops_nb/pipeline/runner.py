@@ -20,15 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.errors import MlopsError
+from mlops_nb.log.api import DEFAULT_EXPERIMENT
 from mlops_nb.log.values import is_secret_name
 from mlops_nb.pipeline.notebook import Pipeline, read_pipeline, stage_marker
-from mlops_nb.pipeline.parameters import load_values_file, resolve
+from mlops_nb.pipeline.parameters import load_smoke_pairs, load_values_file, resolve
 from mlops_nb.pipeline.secrets import hide_secrets, secrets_from_environment
 
 PROGRESS_TAG = "mlops.progress"
 STAGE_TAG = "mlops.stage"
 OUTPUT_TAG = "mlops.output"
 RESUMED_TAG = "mlops.resumed_from"
+SMOKE_TAG = "mlops.smoke"  # "true" on a smoke run, which is recorded in EXPERIMENT-smoke
 
 
 class PipelineFailed(MlopsError):
@@ -52,16 +54,28 @@ class PipelineResult:
 def run_from_cli(args: argparse.Namespace) -> int:
     notebook = args.notebook
     _check_readable(notebook)
-    pipeline = read_pipeline(notebook, _load(notebook))
+    loaded = _load(notebook)
+    pipeline = read_pipeline(notebook, loaded)
     for warning in pipeline.parameter_warnings():
         print(f"mlops-nb run: warning: {warning}", file=sys.stderr)
     file_values = load_values_file(args.file) if args.file else None
-    values = resolve(pipeline.parameters, args.parameter, file_values)
+    smoke = getattr(args, "smoke", False)
+    smoke_set = load_smoke_pairs(loaded) if smoke else []
+    if smoke and not smoke_set and not args.parameter:
+        raise MlopsError(
+            f"{notebook} declares no smoke parameters: add a line such as "
+            "'# mlops: smoke n_rows=500' to its parameters cell, or give them with -p"
+        )
+    values = resolve(pipeline.parameters, args.parameter, file_values, smoke=smoke_set)
+    experiment = args.experiment
+    if smoke:  # kept apart, so a smoke run is never the run a gate or a comparison picks
+        base = experiment or pipeline.experiment or os.environ.get("MLOPS_NB_EXPERIMENT")
+        experiment = f"{base or DEFAULT_EXPERIMENT}-smoke"
     result = run_notebook(
         notebook,
         values,
         output=args.output,
-        experiment=args.experiment,
+        experiment=experiment,
         log_path=_log_of(args),
         cwd=args.cwd,
         kernel=args.kernel,
@@ -69,7 +83,12 @@ def run_from_cli(args: argparse.Namespace) -> int:
         pipeline=pipeline,
         resume=args.resume,
         cache=args.cache,
+        tags={SMOKE_TAG: "true"} if smoke else None,
     )
+    run_id_file = getattr(args, "run_id_file", None)
+    if run_id_file:  # how the next CI job finds this run, even in a log others write to
+        Path(run_id_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(run_id_file).write_text(result.run_id + "\n")
     gateway = getattr(args, "pushgateway", None) or os.environ.get("MLOPS_NB_PUSHGATEWAY")
     if gateway:  # a scheduled batch run reports to Prometheus; a failed push only warns
         import mlops_nb
@@ -162,7 +181,7 @@ def run_notebook(
     log.flush()  # the run is visible (and `running`) before the kernel starts
     environment = {
         "MLOPS_NB_RUN_ID": run.run_id,
-        "MLOPS_NB_LOG": str(log.path),
+        "MLOPS_NB_LOG": log.location,
         "MLOPS_NB_PIPELINE": "1",
         "MLOPS_NB_NOTEBOOK": _local_path(notebook) or notebook,
         "MLOPS_NB_KERNEL": kernel or "python3",

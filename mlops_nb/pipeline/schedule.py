@@ -26,6 +26,7 @@ from croniter import CroniterError, croniter
 
 from mlops_nb._version import __version__
 from mlops_nb.errors import MlopsError
+from mlops_nb.log.location import is_team_location, local_anchor
 from mlops_nb.pipeline.parameters import (
     Parameter,
     ParameterError,
@@ -125,7 +126,7 @@ def write_schedule(
         pairs=parameter_pairs(load_parameters(notebook), checked),
         experiment=experiment,
         image=image,
-        log=log.path,
+        log=log.location,
         bin_dir=_mlops_nb_dir(),
         out=out if out.is_absolute() else project / out,
     )
@@ -173,7 +174,7 @@ def write_monitor_schedule(
     log = mlops_nb.open_log(log_path)
     job = Job(
         name=job_name(f"monitor-{model}"), notebook=notebook, project=project, cron=cron,
-        pairs=[], experiment=None, image=image, log=log.path, bin_dir=_mlops_nb_dir(),
+        pairs=[], experiment=None, image=image, log=log.location, bin_dir=_mlops_nb_dir(),
         out=out if out.is_absolute() else project / out, action=("monitor", *words),
     )  # fmt: skip
     checked = {"command": "monitor " + shlex.join(words)}
@@ -387,10 +388,15 @@ class Job:
     pairs: list[tuple[str, str]]  # -p NAME TEXT, read back by the run as the checked values
     experiment: str | None
     image: str | None
-    log: Path  # the log this schedule is recorded in; runs on this machine write there too
+    log: str  # the log's location (file or team log); runs on this machine write there too
     bin_dir: str | None  # the folder of this mlops-nb, put on PATH by targets on this machine
     out: Path  # where the files are written (some name each other by absolute path)
     action: tuple[str, ...] = ()  # another mlops-nb command instead of `run` (e.g. monitor)
+
+    def container_log(self, default: str) -> str:
+        """MLOPS_NB_LOG inside a container: a team log is the same everywhere (its
+        credentials come from the container's environment); a file log is ``default``."""
+        return self.log if is_team_location(self.log) else default
 
     def command(self, outputs: str, program: str = "mlops-nb") -> str:
         """``mlops-nb run`` as one shell line; the output notebook is named by its start time."""
@@ -407,7 +413,7 @@ class Job:
     @property
     def local_outputs(self) -> str:
         """Where runs on this machine put output notebooks: beside the log, as the runner does."""
-        return _relative(self.log.parent / "outputs", self.project)
+        return _relative(local_anchor(self.log).parent / "outputs", self.project)
 
     @property
     def local_path(self) -> str:
@@ -693,7 +699,7 @@ spec:
                 - {_quoted(command.replace("$", "$$"))}
               env:
                 - name: MLOPS_NB_LOG
-                  value: /data/.mlops/log.duckdb
+                  value: {_quoted(job.container_log("/data/.mlops/log.duckdb"))}
               resources:
                 requests:
                   cpu: 500m
@@ -820,8 +826,10 @@ pipeline {{
 
 
 def _groovy(text: str) -> str:
-    """A single-quoted Groovy string: no ${...} interpolation, only \\ and ' escaped."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A single-quoted Groovy string: no ${...} interpolation; \\ and ' escaped, and line
+    breaks written as escapes (a single-quoted string cannot span lines)."""
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'")
+    return "'" + escaped.replace("\n", "\\n").replace("\r", "\\r") + "'"
 
 
 @register(
@@ -847,7 +855,7 @@ FROM {DEFAULT_IMAGE}
 WORKDIR /project
 {requirements}RUN {job.install.replace("pip install", "pip install --no-cache-dir")}
 COPY . /project
-ENV MLOPS_NB_LOG=/project/.mlops/log.duckdb
+ENV MLOPS_NB_LOG={_env_word(job.container_log("/project/.mlops/log.duckdb"))}
 CMD {json.dumps(["sh", "-c", job.command("/project/.mlops/outputs")], ensure_ascii=False)}
 """
     ignore = "# Keeps local environments and the log out of the image.\n.git\n.venv\n.mlops\n"
@@ -868,6 +876,11 @@ volumes:
   mlops: {{}}
 """
     return {"Dockerfile": dockerfile, "Dockerfile.dockerignore": ignore, "compose.yaml": compose}
+
+
+def _env_word(value: str) -> str:
+    """A Dockerfile ENV value: quoted when it holds spaces (a team log's connection)."""
+    return json.dumps(value) if any(c.isspace() or c in "\"'\\$" for c in value) else value
 
 
 def _quoted(value: Any) -> str:

@@ -128,7 +128,7 @@ def run_sweep(
     jobs = [
         {"notebook": notebook, "values": {**fixed, **combination},
          "output": str(out_folder / f"{Path(notebook).stem}-{index + 1:03d}.ipynb"),
-         "experiment": experiment or pipeline.experiment, "log_path": str(log.path),
+         "experiment": experiment or pipeline.experiment, "log_path": log.location,
          "cwd": cwd, "kernel": kernel, "timeout": timeout, "parent_run_id": sweep.run_id}
         for index, combination in enumerate(combinations)
     ]  # fmt: skip

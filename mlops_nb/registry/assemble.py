@@ -475,8 +475,8 @@ def _stored_model(log: Any, record: Any, name: str) -> Any:
         return None
     import skops.io
 
-    path = log.artifacts_dir / shas[-1][:2] / shas[-1]
     try:
+        path = log.artifact_file(f"{shas[-1][:2]}/{shas[-1]}")
         return skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
     except Exception:  # noqa: BLE001 - a pickled fallback or a damaged file: not usable here
         return None

@@ -431,7 +431,7 @@ class ExplainWorker:
             if self.model_dir is not None:
                 path = str(Path(self.model_dir) / str(record.get("file") or "model.skops"))
             else:
-                path = str(self.log.artifacts_dir / model.sha256[:2] / model.sha256)
+                path = str(self.log.artifact_file(f"{model.sha256[:2]}/{model.sha256}"))
             pools = reference_pools(model.signature, inputs_profile(self.log, model))
             found = ExplainJob(
                 path, model.sha256, str(record.get("format") or "skops"), self.trust,

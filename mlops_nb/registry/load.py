@@ -105,7 +105,7 @@ def load_model(
     sha = record.get("artifact_sha256")
     if not isinstance(sha, str):
         raise ModelLoadError(f"{record['name']}:{record['version']} has no stored model file")
-    path = log.artifacts_dir / sha[:2] / sha
+    path = log.artifact_file(f"{sha[:2]}/{sha}")
     pipeline = load_file(path, sha, str(record.get("format") or "skops"), trust, allow_pickle)
     return _loaded(record, pipeline)
 
@@ -154,7 +154,7 @@ def export_model(log: Any, ref: str | ModelRef, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     fmt = str(record.get("format") or "skops")
     target = out / ("model.skops" if fmt == "skops" else "model.pkl")
-    shutil.copyfile(log.artifacts_dir / sha[:2] / sha, target)
+    shutil.copyfile(log.artifact_file(f"{sha[:2]}/{sha}"), target)
     manifest = {
         "name": record["name"], "version": int(record["version"]), "file": target.name,
         "sha256": sha, "format": fmt, "signature": record.get("signature"),

@@ -20,7 +20,6 @@ from typing import Any
 import pandas as pd
 
 from mlops_nb.errors import MlopsError
-from mlops_nb.log.api import store_artifact
 from mlops_nb.registry.signature import Signature, signature_from_frame
 
 NAME_RULE = r"[A-Za-z0-9_.-]+"
@@ -83,7 +82,7 @@ def register_pipeline(
     personal = personal_columns(log, training_frame, training_dataset)
     signature = _without_values(signature, personal)
     expected = training_expectations(signature, training_frame, training_dataset, personal)
-    sha, fmt = _save(pipeline, log.artifacts_dir)
+    sha, fmt = _save(pipeline, log)
     outputs = describe_outputs(pipeline)
     metrics, packages = {}, {}
     if run_id:
@@ -330,7 +329,7 @@ def _evaluation_profile(
     return evaluation.dataset_id, evaluation.name, profile
 
 
-def _save(pipeline: Any, artifacts_dir: Path) -> tuple[str, str]:
+def _save(pipeline: Any, log: Any) -> tuple[str, str]:
     """skops when it can; never pickle silently (the loader refuses pickle without opt-in)."""
     import skops.io
 
@@ -343,5 +342,5 @@ def _save(pipeline: Any, artifacts_dir: Path) -> tuple[str, str]:
                 f"the model cannot be saved with skops ({type(error).__name__}: {error}); "
                 "functions defined in the notebook (e.g. in a FunctionTransformer) cannot be"
             ) from None
-        sha, _, _ = store_artifact(path, artifacts_dir)
+        sha, _, _ = log.store_artifact(path)
     return sha, "skops"

@@ -26,7 +26,7 @@ from jupyter_server.base.handlers import APIHandler
 import mlops_nb
 from mlops_nb.errors import MlopsError, RunNotFoundError
 from mlops_nb.log.filters import STAGE_TAG, Condition, Sort, conditions_from_json
-from mlops_nb.log.location import default_log_path
+from mlops_nb.log.location import default_log_location, local_anchor, log_exists
 from mlops_nb.server import AUTH_RESOURCE
 from mlops_nb.server import models as registry_views
 from mlops_nb.server.processes import ProcessRegistry, RunRequest, TooManyRuns
@@ -54,14 +54,15 @@ def parsing(what: str, *also: type[Exception]) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------- the log, off the loop
-def log_path(root_dir: str) -> Path:
-    """The log the CLI would use if started in the server's root folder."""
-    return default_log_path(root_dir)
+def log_path(root_dir: str) -> str:
+    """The log the CLI would use if started in the server's root folder: a file's path, or a
+    team log's location (``ducklake:postgres:...``)."""
+    return default_log_location(root_dir)
 
 
-def open_log(path: Path) -> mlops_nb.Log | None:
+def open_log(path: str) -> mlops_nb.Log | None:
     """The log, or None while nobody has written one yet (list endpoints are then empty)."""
-    if not path.exists():
+    if not log_exists(path):
         return None
     return mlops_nb.open_log(path, create=False)
 
@@ -118,12 +119,12 @@ def run_summary(row: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- reads (in a thread)
-def read_experiments(path: Path) -> list[dict[str, Any]]:
+def read_experiments(path: str) -> list[dict[str, Any]]:
     log = open_log(path)
     return [] if log is None else records(log.experiments())
 
 
-def read_runs(path: Path, query: dict[str, Any]) -> dict[str, Any]:
+def read_runs(path: str, query: dict[str, Any]) -> dict[str, Any]:
     page, size = query["page"], query["page_size"]
     log = open_log(path)
     if log is None:
@@ -137,7 +138,7 @@ def read_runs(path: Path, query: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def read_progress(path: Path) -> list[dict[str, Any]]:
+def read_progress(path: str) -> list[dict[str, Any]]:
     log = open_log(path)
     if log is None:
         return []
@@ -149,7 +150,7 @@ def read_progress(path: Path) -> list[dict[str, Any]]:
     ]
 
 
-def read_run(path: Path, run_id: str, root_dir: str) -> dict[str, Any]:
+def read_run(path: str, run_id: str, root_dir: str) -> dict[str, Any]:
     from mlops_nb.docs.lineage import build_graph
 
     log = require_log(path)
@@ -220,7 +221,7 @@ def relative_notebook(root_dir: str, notebook_path: Any) -> str | None:
     return target.relative_to(root).as_posix()
 
 
-def read_compare(path: Path, ids: list[str]) -> dict[str, Any]:
+def read_compare(path: str, ids: list[str]) -> dict[str, Any]:
     log = require_log(path)
     found = [log.run(run_id) for run_id in ids]
     run_ids = [record.run_id for record in found]
@@ -252,33 +253,33 @@ def read_compare(path: Path, ids: list[str]) -> dict[str, Any]:
     }
 
 
-def require_log(path: Path) -> mlops_nb.Log:
+def require_log(path: str) -> mlops_nb.Log:
     log = open_log(path)
     if log is None:
         raise RunNotFoundError(f"no log at {path} yet: no runs recorded")
     return log
 
 
-def read_models(path: Path) -> list[dict[str, Any]]:
+def read_models(path: str) -> list[dict[str, Any]]:
     log = open_log(path)
     return [] if log is None else plain(registry_views.list_models(log))
 
 
-def read_model(path: Path, name: str) -> dict[str, Any]:
+def read_model(path: str, name: str) -> dict[str, Any]:
     log = open_log(path)
     if log is None:
         raise registry_views.ModelNotFound(f"no registered model {name!r}: no log yet")
     return plain(registry_views.read_model(log, name))
 
 
-def move_model_alias(path: Path, name: str, data: dict[str, Any]) -> dict[str, Any]:
+def move_model_alias(path: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
     log = open_log(path)
     if log is None:
         raise registry_views.ModelNotFound(f"no registered model {name!r}: no log yet")
     return registry_views.move_alias(log, name, data)
 
 
-def artifact_file(path: Path, run_id: str, sha256: str) -> tuple[Path, str]:
+def artifact_file(path: str, run_id: str, sha256: str) -> tuple[Path, str]:
     """The stored file of one of the run's artifacts, checked to be inside the artifact store."""
     if not _SHA256.fullmatch(sha256):
         raise BadRequest("artifact id must be a sha256 (64 lowercase hex digits)")
@@ -288,6 +289,7 @@ def artifact_file(path: Path, run_id: str, sha256: str) -> tuple[Path, str]:
     if matches.empty:
         raise RunNotFoundError(f"run {record.run_id[:8]} has no artifact {sha256[:12]}")
     row = matches.iloc[0]
+    log.artifact_file(str(row["stored_path"]))  # a team log's artifact is fetched once
     return inside(log.artifacts_dir, str(row["stored_path"])), str(row["name"])
 
 
@@ -307,18 +309,18 @@ def inside(folder: Path, relative: str) -> Path:
     return target
 
 
-def docs_dir(path: Path) -> Path:
-    return path.parent / "docs"
+def docs_dir(path: str) -> Path:
+    return local_anchor(path).parent / "docs"
 
 
-def docs_index(path: Path, run_id: str) -> str | None:
+def docs_index(path: str, run_id: str) -> str | None:
     """The URL (relative to the API root) of a run's generated HTML docs, if any were made."""
     folder = docs_dir(path) / run_id[:8]
     pages = sorted(folder.glob("*.html")) if folder.is_dir() else []
     return f"docs-files/{run_id[:8]}/{pages[0].name}" if pages else None
 
 
-def make_docs(path: Path, notebook: Path, run_id: str | None) -> str:
+def make_docs(path: str, notebook: Path, run_id: str | None) -> str:
     from mlops_nb.docs.build import build_docs
 
     log = require_log(path)
@@ -392,7 +394,7 @@ def experiment_name(value: Any) -> str | None:
     return value
 
 
-def pipeline_request(root_dir: str, log_file: Path, data: dict[str, Any]) -> RunRequest:
+def pipeline_request(root_dir: str, log_file: str, data: dict[str, Any]) -> RunRequest:
     """POST /pipeline/runs: the notebook, its checked and typed values, the experiment."""
     notebook = notebook_in_root(root_dir, data.get("notebook"))
     experiment = experiment_name(data.get("experiment"))
@@ -417,7 +419,7 @@ class BaseHandler(APIHandler):
         return self.settings["mlops_nb_root_dir"]
 
     @property
-    def log_file(self) -> Path:
+    def log_file(self) -> str:
         return log_path(self.root_dir)
 
     def reply(self, payload: Any, status: int = 200) -> None:
@@ -475,7 +477,7 @@ class HealthHandler(BaseHandler):
     async def get(self) -> None:
         path = self.log_file
         self.reply({"ok": True, "version": mlops_nb.__version__, "log": str(path),
-                    "log_exists": path.exists()})  # fmt: skip
+                    "log_exists": log_exists(path)})  # fmt: skip
 
 
 class ExperimentsHandler(BaseHandler):

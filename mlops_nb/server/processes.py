@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.errors import MlopsError
-from mlops_nb.log.location import LOG_ENV_VAR
+from mlops_nb.log.location import LOG_ENV_VAR, local_anchor
 
 RUNS_FOLDER = "server-runs"
 _TAIL_BYTES = 8192
@@ -70,8 +70,9 @@ def _iso(when: float | None) -> str | None:
 
 
 def runs_folder(log_path: str | os.PathLike[str]) -> Path:
-    """Where the children's output is kept: ``server-runs/`` beside the log."""
-    return Path(log_path).parent / RUNS_FOLDER
+    """Where the children's output is kept: ``server-runs/`` beside the log (for a team log,
+    in this machine's spool folder)."""
+    return local_anchor(log_path).parent / RUNS_FOLDER
 
 
 def last_line(path: Path) -> str | None:

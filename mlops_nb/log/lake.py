@@ -1,0 +1,887 @@
+"""A team log: the same log on DuckLake, its catalog in PostgreSQL and its data files in an
+S3 bucket or a shared folder, written by many processes on many machines.
+
+Writes keep the file backend's journal (``store.JournalStore``): every record is one
+``write(2)`` to this process's journal in a local spool folder, never on shared storage, and
+a background thread merges new lines at most once a second. A merge is one lake transaction:
+
+- serialised across the team by a PostgreSQL advisory lock, taken in a transaction of its own
+  *before* the merge's transaction begins (a DuckLake transaction reads the catalog as of its
+  start: taking the lock inside it would apply a batch to a stale view of the tables);
+- holding the records, the journal offset they reach, and this writer's heartbeat, so a merge
+  is applied exactly once even when its COMMIT's outcome is unknown (a lost connection): the
+  offset is read inside the transaction, and a redo adds nothing;
+- retried as a whole on a transaction conflict or a lost connection (a failed commit leaves
+  nothing behind), with DuckLake's own retries raised.
+
+Crashes: a writer on this machine is known dead at once (its ``.alive`` flock in the spool is
+free), as with a file log. A writer elsewhere is dead when its heartbeat in ``store.writers``
+is older than ``MLOPS_NB_CRASH_TIMEOUT_S`` (120 s): its runs then read ``crashed``. A writer
+with open runs commits a heartbeat when it has not merged for ``heartbeat_s()``.
+
+The schema is created once by ``mlops-nb team init`` (DuckLake fails under concurrent CREATE
+TABLE); opening a lake that was not initialised, or has an older schema, says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import pyarrow as pa
+
+from mlops_nb.errors import LogVersionError, MlopsError
+from mlops_nb.log import apply, schema, wide
+from mlops_nb.log.location import TeamLocation, local_anchor, parse_team_location
+from mlops_nb.log.sqltext import literal
+from mlops_nb.log.store import _ALL_STORES, JournalStore, host_name
+
+T = TypeVar("T")
+
+LAKE_ALIAS = "lake"
+METADATA = f"__ducklake_metadata_{LAKE_ALIAS}"  # DuckLake's own name for the catalog database
+LAKE_SCHEMA_VERSION = 1  # the lake-only tables below
+MERGE_LOCK_KEY = 7_236_837_018_420_113_709  # any fixed 64-bit number, the same for everyone
+INLINING_ROW_LIMIT = 1000
+MERGE_ATTEMPTS = 10
+READ_ATTEMPTS = 5
+CRASH_TIMEOUT_ENV = "MLOPS_NB_CRASH_TIMEOUT_S"
+DEFAULT_CRASH_TIMEOUT_S = 120.0
+_EXTENSIONS = {  # extension -> the PyPI package (pip install 'mlops-nb[team]') holding its build
+    "ducklake": "duckdb_extension_ducklake",
+    "postgres_scanner": "duckdb_extension_postgres_scanner",
+    "httpfs": "duckdb_extension_httpfs",
+}
+_RETRY_SETTINGS = {
+    "ducklake_max_retry_count": 100,
+    "ducklake_retry_wait_ms": 20,
+    "ducklake_retry_backoff": 1.2,
+}
+# tables only a lake has: who writes (heartbeats) and the artifacts' bytes
+_LAKE_TABLES = [
+    """CREATE TABLE IF NOT EXISTS store.writers (
+        writer_id VARCHAR, host VARCHAR, pid INTEGER, started_at TIMESTAMP,
+        heartbeat_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS store.artifact_blobs (
+        sha256 VARCHAR, size BIGINT, content BLOB, created_at TIMESTAMP)""",
+]
+_UNRETRIED = (  # errors in a statement's text: a retry would fail the same way
+    duckdb.CatalogException,
+    duckdb.BinderException,
+    duckdb.ParserException,
+)
+
+
+# What a lost PostgreSQL (or S3) connection looks like: DuckLake's own errors, and the internal
+# error it raises on an empty answer from a connection that died mid-query
+_LOST_CONNECTION = re.compile(
+    "server closed the connection|terminating connection|connection to server|could not "
+    "connect|connection refused|no connection to the server|has been invalidated|SSL SYSCALL|"
+    "broken pipe|connection reset|current transaction is aborted|INTERNAL Error|"
+    "Failed to prepare|Failed to execute query|Failed to commit|unsuccessful query result",
+    re.IGNORECASE,
+)
+
+
+def _lost_connection(error: BaseException) -> bool:
+    """The text of a failure that a lost PostgreSQL or S3 connection causes."""
+    return bool(_LOST_CONNECTION.search(str(error)))
+
+
+class TeamLogError(MlopsError):
+    """A team log that cannot be opened or used as asked."""
+
+
+def crash_timeout_s() -> float:
+    """Seconds without a heartbeat after which another machine's writer is taken for dead."""
+    text = os.environ.get(CRASH_TIMEOUT_ENV)
+    try:
+        return float(text) if text else DEFAULT_CRASH_TIMEOUT_S
+    except ValueError:
+        raise TeamLogError(f"{CRASH_TIMEOUT_ENV}={text!r} is not a number of seconds") from None
+
+
+def heartbeat_s() -> float:
+    """How often a writer with open runs says it is alive: well within the crash timeout."""
+    return min(15.0, crash_timeout_s() / 4)
+
+
+class LakeStore(JournalStore):
+    """One process's handle on one team lake: its journal in the spool, merges, reads."""
+
+    def __init__(self, team: TeamLocation):
+        super().__init__(local_anchor(team.location))
+        self.team = team
+        self.location = team.location
+        self._database: duckdb.DuckDBPyConnection | None = None
+        self._connect_mutex = threading.Lock()
+        self._started_at = time.time()
+        self._open_runs: set[str] = set()  # runs this process started and has not ended
+        self._heartbeat: threading.Thread | None = None
+        self._last_beat = 0.0  # monotonic time of this writer's last committed heartbeat
+        self._beat_pending = 0.0
+        self._last_crash_check = 0.0
+        self._recovered = False
+        self._wide_lock = threading.Lock()
+        self._wide_key: Any = None
+        self._wide: tuple[str, dict[str, str]] | None = None
+        self._blobs_sent: set[str] = set()
+
+    # ------------------------------------------------------------------ connecting
+    def ensure_ready(self, create: bool = True) -> None:
+        """Check the lake holds a log of our schema and DuckDB version (``create`` is ignored:
+        only ``mlops-nb team init`` creates or migrates a lake)."""
+        if self._ready:
+            return
+        with self._mutex:
+            if self._ready:
+                return
+            self._retrying(lambda: self._with_cursor(lambda con: check_schema(con, self.location)))
+            self._ready = True
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        with self._connect_mutex:
+            for attempt in range(READ_ATTEMPTS):
+                if self._database is not None:
+                    break
+                try:
+                    self._database = connect(self.team)
+                except TeamLogError as error:  # a server restarting, a connection refused
+                    if attempt == READ_ATTEMPTS - 1 or "does not exist" in str(error):
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
+            assert self._database is not None
+            return self._database
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = self._connection().cursor()
+        cursor.execute(f"USE {LAKE_ALIAS}")
+        return cursor
+
+    def _reconnect(self) -> None:
+        """Drop the connection after a lost server connection: the next use opens a fresh
+        one (the old one is left to cursors still using it, never closed under them)."""
+        with self._connect_mutex:
+            self._database = None
+        self._wide_key = None
+
+    # ------------------------------------------------------------------ writing
+    def append(self, record: dict[str, Any]) -> None:
+        super().append(record)
+        op = record.get("op")
+        if op in ("run_start", "run_resume", "run_end"):
+            run_id = record["run"]["run_id"] if op == "run_start" else record["run_id"]
+            if op == "run_end":
+                self._open_runs.discard(run_id)
+            else:
+                self._open_runs.add(run_id)
+                self._start_heartbeat()
+
+    def store_blob(self, path: Path, sha256: str, size: int) -> None:
+        """Send an artifact's bytes to the lake (once per content), through the journal's bulk
+        files so the journal line stays small."""
+        if sha256 in self._blobs_sent or self._has_blob(sha256):
+            self._blobs_sent.add(sha256)
+            return
+        table = pa.table({
+            "sha256": [sha256], "size": pa.array([size], pa.int64()),
+            "content": pa.array([path.read_bytes()], pa.large_binary()),
+            "created_at": pa.array([_utc_now()], pa.timestamp("us")),
+        })  # fmt: skip
+        self.append_bulk("blob", table)
+        self._blobs_sent.add(sha256)
+
+    def fetch_blob(self, sha256: str, target: Path) -> Path:
+        """The local copy of an artifact, fetched from the lake into the cache if missing."""
+        if target.is_file():
+            return target
+        self.flush()  # this process's own artifacts first
+        content = self.read(
+            lambda con: con.execute(
+                "SELECT content FROM store.artifact_blobs WHERE sha256 = ? LIMIT 1", [sha256]
+            ).fetchone()
+        )
+        if content is None:
+            raise TeamLogError(f"artifact {sha256[:12]} is not in the team log's storage")
+        data = bytes(content[0])
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise TeamLogError(f"artifact {sha256[:12]} in the team log's storage is corrupt")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+        return target
+
+    def _has_blob(self, sha256: str) -> bool:
+        row = self.read(
+            lambda con: con.execute(
+                "SELECT count(*) FROM store.artifact_blobs WHERE sha256 = ?", [sha256]
+            ).fetchone()
+        )
+        return bool(row and row[0])
+
+    # ------------------------------------------------------------------ merging
+    def _merge_lock(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # the lake's lock is taken inside _merge_journals
+
+    def _merge_journals(self, journals: list[str | None], dead_writers: list[str]) -> None:
+        def merge(con: duckdb.DuckDBPyConnection) -> list[Path]:
+            consumed: list[Path] = []
+            for journal in journals:
+                if journal:
+                    consumed += apply.merge_journal_into_lake(
+                        con, self.journal_dir, journal, self.load_bulk
+                    )
+            for writer in dead_writers:
+                apply.mark_crashed(con, writer, self._last_activity(writer), lake=True)
+            self._beat(con)
+            self._mark_silent_writers(con)
+            return consumed
+
+        for bulk in self.locked(merge):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(bulk)
+
+    def _merged_bytes(self, journal: str) -> int:
+        row = self._retrying(lambda: self._with_cursor(lambda con: con.execute(
+            "SELECT applied_bytes FROM store.journal_progress WHERE journal = ?", [journal]
+        ).fetchone()))  # fmt: skip
+        return row[0] if row else 0
+
+    def locked(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run ``work`` in one lake transaction holding the team's merge lock (retried)."""
+        self._beat_pending = 0.0
+        result = run_locked(self._connection, work, self._reconnect)
+        self._last_beat = self._beat_pending or self._last_beat
+        return result
+
+    # ------------------------------------------------------------------ crashes
+    def _beat(self, con: duckdb.DuckDBPyConnection, force: bool = False) -> None:
+        """This writer's heartbeat, in the merge's transaction (every other merge skips it
+        while the last one is fresh: a statement less)."""
+        now = time.monotonic()
+        if self.writer_id is None or (not force and now - self._last_beat < heartbeat_s() / 2):
+            return
+        self._beat_pending = now
+        apply.replace_row(con, "writers", {
+            "writer_id": self.writer_id, "host": host_name(), "pid": os.getpid(),
+            "started_at": _utc(self._started_at), "heartbeat_at": _utc_now(),
+        })  # fmt: skip
+
+    def _mark_silent_writers(self, con: duckdb.DuckDBPyConnection, force: bool = False) -> int:
+        """Runs still ``running`` whose writer sent no heartbeat within the crash timeout are
+        ``crashed`` (ended at its last heartbeat); checked at most every heartbeat period."""
+        now = time.monotonic()
+        if not force and now - self._last_crash_check < heartbeat_s():
+            return 0
+        self._last_crash_check = now
+        cutoff = _utc(time.time() - crash_timeout_s())
+        silent = _SILENT_RUNS.format(writer=literal(self.writer_id or ""))
+        row = con.execute(f"SELECT count(*) FROM ({silent})", [cutoff]).fetchone()
+        if not row or not row[0]:
+            return 0
+        con.execute(
+            "UPDATE store.runs SET status = 'crashed', "
+            "end_time = coalesce(s.heartbeat_at, runs.start_time), error = "
+            "'the process recording this run (pid ' || coalesce(runs.pid::VARCHAR, '?') || "
+            "' on ' || coalesce(runs.host, '?') || ') sent no heartbeat for "
+            f"{crash_timeout_s():g} s' FROM ({silent}) s WHERE runs.run_id = s.run_id",
+            [cutoff],
+        )
+        return int(row[0])
+
+    def _check_crashes_before_read(self) -> None:
+        """A reader's share of crash detection: one cheap query; the update only when due."""
+        if time.monotonic() - self._last_crash_check < heartbeat_s():
+            return
+        self._last_crash_check = time.monotonic()
+        silent = _SILENT_RUNS.format(writer=literal(self.writer_id or ""))
+        cutoff = _utc(time.time() - crash_timeout_s())
+        row = self._with_cursor(
+            lambda con: con.execute(f"SELECT count(*) FROM ({silent})", [cutoff]).fetchone()
+        )
+        if row and row[0]:
+            with self._mutex:
+                self.locked(lambda con: self._mark_silent_writers(con, force=True))
+
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is not None and self._heartbeat.is_alive():
+            return
+        self._heartbeat = threading.Thread(
+            target=self._heartbeat_loop, name="mlops-nb-heartbeat", daemon=True
+        )
+        self._heartbeat.start()
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stopping and self._open_runs:
+            period = heartbeat_s()
+            time.sleep(period / 4)
+            if self._stopping or not self._open_runs:
+                return
+            if time.monotonic() - self._last_beat < period / 2:  # a merge beat recently
+                continue
+            # a failure is retried next tick (and a merge beats as well)
+            with contextlib.suppress(Exception), self._mutex:
+                if self._open_runs and self._database is not None:  # not closed meanwhile
+                    self.locked(lambda con: self._beat(con, force=True))
+
+    # ------------------------------------------------------------------ recovery
+    def recover_dead_writers(self) -> None:
+        """Same-machine recovery, as for a file log; then the first crash check."""
+        super().recover_dead_writers()
+        self._recovered = True
+
+    def _dead_writers(self) -> list[str]:
+        """Writers of this spool whose ``.alive`` flock is free (other machines' writers are
+        judged by their heartbeats instead)."""
+        if not self.journal_dir.is_dir():
+            return []
+        return [
+            path.name[: -len(".alive")]
+            for path in sorted(self.journal_dir.glob("*.alive"))
+            if path.name[: -len(".alive")] != self.writer_id
+            and not self._writer_alive(path.name[: -len(".alive")])
+        ]
+
+    # ------------------------------------------------------------------ reading
+    def read(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run ``query`` in one read transaction (one snapshot of the lake); again on a fresh
+        connection when the server connection was lost meanwhile (a read changes nothing)."""
+        return self._retrying(lambda: self._read_once(query))
+
+    def _retrying(self, action: Callable[[], T]) -> T:
+        """``action`` (which changes nothing, or nothing twice), again on a fresh connection
+        when the server connection was lost meanwhile."""
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return action()
+            except (duckdb.Error, MlopsError) as error:
+                if attempt == READ_ATTEMPTS - 1 or not self._connection_lost(error):
+                    raise
+                self._reconnect()
+                time.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _with_cursor(self, action: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        cursor = self._cursor()
+        try:
+            return action(cursor)
+        finally:
+            cursor.close()
+
+    def _connection_lost(self, error: BaseException) -> bool:
+        """Was ``error`` a lost server connection? Said by its text, else asked of the
+        connection itself (the log's queries turn DuckDB's errors into QueryErrors)."""
+        if _lost_connection(error):
+            return True
+        if isinstance(error, (*_UNRETRIED, LogVersionError)):
+            return False
+        try:
+            cursor = self._connection().cursor()
+            try:
+                cursor.execute(f"FROM postgres_query('{METADATA}', 'SELECT 1::text')").fetchall()
+            finally:
+                cursor.close()
+        except (duckdb.Error, MlopsError):
+            return True
+        return False
+
+    def _read_once(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        self.ensure_ready(create=False)
+        if self.flush_before_reads and self.has_unmerged():
+            self.flush()
+        if not self._recovered:
+            self.recover_dead_writers()
+        self._check_crashes_before_read()
+        with self._mutex:  # one read at a time per process, as with a file: read_cache is shared
+            self.read_cache.clear()  # the lake may have changed since the last read
+            cursor = self._cursor()
+            try:
+                cursor.execute("BEGIN TRANSACTION")
+                return query(cursor)
+            finally:
+                with contextlib.suppress(duckdb.Error):
+                    cursor.execute("ROLLBACK")
+                cursor.close()
+
+    def run_values(self, con: duckdb.DuckDBPyConnection) -> tuple[str, dict[str, str]]:
+        """One row per run with a column per param and latest metric (what the file
+        backend's ``store.run_values`` holds), as a subquery; rebuilt when the lake changed."""
+        key = _snapshot(con)
+        with self._wide_lock:
+            if key != self._wide_key or self._wide is None:
+                kinds: dict[str, set[str]] = {}
+                for name, kind in con.execute(
+                    "SELECT DISTINCT name, value_type FROM store.params"
+                ).fetchall():
+                    kinds.setdefault(name, set()).add(kind)
+                keys = [row[0] for row in con.execute(
+                    "SELECT DISTINCT key FROM store.latest_metrics").fetchall()]  # fmt: skip
+                query, columns = wide.view_query(kinds, keys, f"{LAKE_ALIAS}.")
+                self._wide, self._wide_key = (f"({query})", columns), key
+            return self._wide[0], dict(self._wide[1])
+
+    def write(self, change: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Not yet for a team log: purges and erasures delete files in one machine's artifact
+        folder, and the lake keeps artifacts elsewhere."""
+        raise TeamLogError(
+            "purge, forget and retention are not supported on a team log yet "
+            f"({self.location}): use a local log, or ask the team's administrator"
+        )
+
+    def compact(self) -> None:
+        raise TeamLogError("compaction of a team log is 'mlops-nb team maintain'")
+
+    # ------------------------------------------------------------------ closing
+    def _close_connections(self) -> None:
+        self._stopping = True
+        self._open_runs.clear()
+        with self._connect_mutex:
+            database, self._database = self._database, None
+        if database is not None:
+            with contextlib.suppress(duckdb.Error):
+                database.close()
+        self._wide_key = None
+        self._recovered = False
+
+    def _forget_after_fork(self) -> None:
+        super()._forget_after_fork()
+        self._database = None  # the parent's; its sockets are not ours to use
+
+
+_SILENT_RUNS = (
+    "SELECT r.run_id, w.heartbeat_at FROM store.runs r "
+    "LEFT JOIN (SELECT writer_id, max(heartbeat_at) AS heartbeat_at FROM store.writers "
+    "GROUP BY writer_id) w ON w.writer_id = r.writer_id "
+    "WHERE r.status = 'running' AND coalesce(r.writer_id, '') <> {writer} "
+    "AND coalesce(w.heartbeat_at, r.start_time) < ?"
+)
+
+
+def run_locked(
+    connection: Callable[[], duckdb.DuckDBPyConnection],
+    work: Callable[[duckdb.DuckDBPyConnection], T],
+    reconnect: Callable[[], None] | None = None,
+) -> T:
+    """Run ``work`` in one lake transaction while holding the team's merge lock; the whole
+    transaction is retried on a conflict or a lost connection (after ``reconnect``)."""
+    for attempt in range(MERGE_ATTEMPTS):
+        try:
+            with _merge_lock_held(connection()) as check_lock:
+                cursor = connection().cursor()
+                try:
+                    cursor.execute(f"USE {LAKE_ALIAS}")
+                    cursor.execute("BEGIN TRANSACTION")
+                    result = work(cursor)
+                    check_lock()
+                    cursor.execute("COMMIT")
+                    return result
+                except BaseException:
+                    with contextlib.suppress(duckdb.Error):
+                        cursor.execute("ROLLBACK")
+                    raise
+                finally:
+                    cursor.close()
+        except duckdb.Error as error:
+            retry = _lost_connection(error) or not isinstance(error, _UNRETRIED)
+            if not retry or attempt == MERGE_ATTEMPTS - 1:
+                raise
+            if reconnect is not None:
+                reconnect()
+            time.sleep(min(0.05 * 2**attempt, 2.0))
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _merge_lock_held(database: duckdb.DuckDBPyConnection) -> Iterator[Callable[[], None]]:
+    """The team's merge lock: a transaction-scoped advisory lock in PostgreSQL, held by a
+    transaction of its own until the merge is over (released if this process dies). It is
+    taken before the merge's transaction begins, which then reads what the last holder wrote.
+    Yields a check, called before COMMIT, that raises if the lock's connection was lost (the
+    lock with it: a merge must not commit unserialised)."""
+    holder = database.cursor()
+
+    def check() -> None:
+        holder.execute(f"FROM postgres_query('{METADATA}', 'SELECT 1::text')").fetchall()
+
+    try:
+        holder.execute("BEGIN TRANSACTION")
+        holder.execute(
+            f"FROM postgres_query('{METADATA}', "
+            f"'SELECT pg_advisory_xact_lock({MERGE_LOCK_KEY})::text')"
+        ).fetchall()
+        yield check
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            holder.execute("ROLLBACK")
+        holder.close()
+
+
+# ---------------------------------------------------------------------- connecting
+def connect(team: TeamLocation, data_path: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake attached as ``lake``: extensions loaded, credentials
+    from the environment turned into an in-memory secret, retries raised. ``data_path`` creates
+    the lake when it does not exist (``mlops-nb team init`` only)."""
+    # A PostgreSQL connection lost mid-query can make DuckLake raise an internal error, which
+    # would invalidate this (in-memory, stateless) database and abort the process at its next
+    # use; the lake's state is in PostgreSQL, and we reconnect instead.
+    con = duckdb.connect(config={"disable_database_invalidation": True})
+    try:
+        con.execute("SET enable_progress_bar = false")  # stdout belongs to the program
+        load_extensions(con)
+        secret = s3_secret_statement()
+        if secret:
+            con.execute(secret)
+        options = [f"DATA_PATH {literal(data_path)}"] if data_path else []
+        options.append(f"CREATE_IF_NOT_EXISTS {'true' if data_path else 'false'}")
+        try:
+            con.execute(
+                f"ATTACH {literal('ducklake:postgres:' + team.conninfo)} AS {LAKE_ALIAS} "
+                f"({', '.join(options)})"
+            )
+        except duckdb.Error as error:
+            raise TeamLogError(_attach_error(team, error)) from None
+        for name, value in _RETRY_SETTINGS.items():
+            con.execute(f"SET GLOBAL {name} = {value}")
+        return con
+    except BaseException:
+        con.close()
+        raise
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
+    """DuckLake, PostgreSQL and S3 support: the offline builds from PyPI when installed (the
+    ``team`` extra), else DuckDB's own INSTALL (needs the internet once)."""
+    version = duckdb.__version__
+    for extension, package in _EXTENSIONS.items():
+        offline = _offline_extension(package, extension, version)
+        try:
+            if offline is not None:
+                con.execute(f"LOAD {literal(str(offline))}")
+            else:
+                con.execute(f"INSTALL {extension}")
+                con.execute(f"LOAD {extension}")
+        except duckdb.Error as error:
+            raise TeamLogError(
+                f"DuckDB {version} could not load its {extension} extension "
+                f"({_first_line(error)}): install the team log's pinned DuckDB and extensions "
+                "with pip install 'mlops-nb[team]'"
+            ) from None
+
+
+def s3_secret_statement() -> str | None:
+    """DuckDB's CREATE SECRET for S3 from the usual environment variables (None without
+    keys). It lives in this process's memory only: nothing writes it anywhere."""
+    key_id = os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not (key_id and secret):
+        return None
+    options = {"KEY_ID": key_id, "SECRET": secret}
+    if os.environ.get("AWS_SESSION_TOKEN"):
+        options["SESSION_TOKEN"] = os.environ["AWS_SESSION_TOKEN"]
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        options["REGION"] = region
+    endpoint = os.environ.get("MLOPS_NB_S3_ENDPOINT", "")
+    use_ssl = os.environ.get("MLOPS_NB_S3_USE_SSL")
+    if endpoint.startswith(("http://", "https://")):
+        use_ssl = use_ssl or str(endpoint.startswith("https://")).lower()
+        endpoint = endpoint.split("://", 1)[1]
+    if endpoint:
+        options["ENDPOINT"] = endpoint.rstrip("/")
+    if os.environ.get("MLOPS_NB_S3_URL_STYLE"):
+        options["URL_STYLE"] = os.environ["MLOPS_NB_S3_URL_STYLE"]
+    text = ", ".join(f"{name} {literal(value)}" for name, value in options.items())
+    ssl = ""
+    if use_ssl:
+        ssl = f", USE_SSL {'false' if use_ssl.lower() in ('0', 'false', 'no') else 'true'}"
+    return f"CREATE OR REPLACE SECRET mlops_nb_s3 (TYPE s3, {text}{ssl})"
+
+
+def check_schema(con: duckdb.DuckDBPyConnection, location: str) -> None:
+    """The lake holds a log of this version's schema, written with this DuckDB minor."""
+    meta = _meta(con)
+    init = "run mlops-nb team init (the team's administrator)"
+    if "schema_version" not in meta:
+        raise TeamLogError(f"the team log {location} has no mlops_nb log yet: {init}")
+    version = int(meta["schema_version"])
+    if version > schema.SCHEMA_VERSION:
+        raise LogVersionError(
+            f"the team log {location} was written by a newer mlops_nb (log schema {version}, "
+            f"this version reads up to {schema.SCHEMA_VERSION}): pip install -U mlops-nb"
+        )
+    if version < schema.SCHEMA_VERSION or int(meta.get("lake_schema_version", 0)) < (
+        LAKE_SCHEMA_VERSION
+    ):
+        raise TeamLogError(f"the team log {location} has an older log schema: {init}")
+    _check_duckdb_version(meta.get("duckdb_version"), location)
+
+
+def _check_duckdb_version(recorded: str | None, location: str) -> None:
+    if recorded and _minor(recorded) != _minor(duckdb.__version__):
+        raise TeamLogError(
+            f"the team log {location} is written with DuckDB {_minor(recorded)}.x and this is "
+            f"DuckDB {duckdb.__version__}: everyone on a team uses one DuckDB minor version "
+            f"(pip install 'duckdb=={recorded}')"
+        )
+
+
+# ---------------------------------------------------------------------- administration
+def initialise(location: str, data_path: str | None) -> list[str]:
+    """Create the lake (when missing) and the log's schema in it, or migrate an older one;
+    idempotent. Returns what it did, one line each."""
+    team = parse_team_location(location)
+    done: list[str] = []
+    try:
+        con = connect(team)
+    except TeamLogError as error:
+        if "does not exist" not in str(error):
+            raise
+        if not data_path:
+            raise TeamLogError(
+                "the team log does not exist yet: say where its data files go with "
+                "--data s3://bucket/prefix/ or a shared folder (or MLOPS_NB_DATA)"
+            ) from None
+        con = connect(team, data_path=_data_path(data_path))
+        done.append(f"created the DuckLake catalog, data in {_data_path(data_path)}")
+    try:
+        con.execute(f"USE {LAKE_ALIAS}")
+        done += run_locked(lambda: con, lambda cursor: _create_schema(cursor, location))
+        done += _set_inlining(con)
+    finally:
+        con.close()
+    return done or ["nothing to do: the team log is initialised and up to date"]
+
+
+def _create_schema(con: duckdb.DuckDBPyConnection, location: str) -> list[str]:
+    done = []
+    meta = _meta(con)
+    version = int(meta.get("schema_version", 0))
+    if version > schema.SCHEMA_VERSION:
+        raise LogVersionError(
+            f"the team log {location} has log schema {version}, newer than this mlops_nb "
+            f"({schema.SCHEMA_VERSION}): pip install -U mlops-nb"
+        )
+    _check_duckdb_version(meta.get("duckdb_version"), location)
+    if version < schema.SCHEMA_VERSION:
+        schema.migrate_lake(con, version)
+        done.append(
+            f"created the log schema {schema.SCHEMA_VERSION} ({len(schema.STABLE_VIEWS)} views)"
+            if version == 0
+            else f"migrated the log schema {version} -> {schema.SCHEMA_VERSION}"
+        )
+    if int(meta.get("lake_schema_version", 0)) < LAKE_SCHEMA_VERSION:
+        for statement in _LAKE_TABLES:
+            con.execute(statement)
+        done.append("created the team tables store.writers and store.artifact_blobs")
+    values = {
+        "lake_schema_version": str(LAKE_SCHEMA_VERSION),
+        "duckdb_version": meta.get("duckdb_version") or duckdb.__version__,
+    }
+    for key, value in values.items():
+        if meta.get(key) != value:
+            con.execute("DELETE FROM store.meta WHERE key = ?", [key])
+            con.execute("INSERT INTO store.meta VALUES (?, ?)", [key, value])
+    return done
+
+
+def _set_inlining(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Small writes (a merge's rows) go to the catalog rather than one Parquet file each; an
+    artifact's bytes always to a file. Scoped to the schema: DuckLake 1.5.5 crashes setting a
+    global option on a lake that holds views."""
+    wanted = {("SCHEMA", "store"): INLINING_ROW_LIMIT, ("TABLE", "store.artifact_blobs"): 0}
+    current = {
+        (scope, target): value
+        for scope, target, value in con.execute(
+            f"SELECT scope, scope_entry, value FROM {LAKE_ALIAS}.options() "
+            "WHERE option_name = 'data_inlining_row_limit'"
+        ).fetchall()
+    }
+    done = []
+    for (scope, target), limit in wanted.items():
+        if current.get((scope, target)) == str(limit):
+            continue
+        where = "schema => 'store'" if scope == "SCHEMA" else (
+            "schema => 'store', table_name => 'artifact_blobs'")  # fmt: skip
+        con.execute(f"CALL {LAKE_ALIAS}.set_option('data_inlining_row_limit', {limit}, {where})")
+        done.append(f"set data inlining to {limit} rows for {target}")
+    return done
+
+
+def maintain(location: str, keep_s: float) -> list[str]:
+    """Flush inlined rows to Parquet, merge small files, expire snapshots older than
+    ``keep_s`` seconds and delete the files nothing references any more. Safe while others
+    write: each step holds the merge lock (so it never conflicts with a merge's updates; the
+    writers' records wait in their journals meanwhile) and is retried as a merge is."""
+    team = parse_team_location(location)
+    con = connect(team)
+    done = []
+    try:
+        con.execute(f"USE {LAKE_ALIAS}")
+        check_schema(con, location)
+        before = f"{_utc(time.time() - keep_s).isoformat(sep=' ')}+00"  # for TIMESTAMPTZ
+        steps = [
+            ("flushed inlined rows to Parquet",
+             f"CALL ducklake_flush_inlined_data('{LAKE_ALIAS}')"),
+            ("merged adjacent files", f"CALL ducklake_merge_adjacent_files('{LAKE_ALIAS}')"),
+            ("expired snapshots older than the kept period",
+             f"CALL ducklake_expire_snapshots('{LAKE_ALIAS}', "
+             f"older_than => TIMESTAMPTZ {literal(before)})"),
+            ("deleted files no snapshot needs",
+             f"CALL ducklake_cleanup_old_files('{LAKE_ALIAS}', cleanup_all => true)"),
+        ]  # fmt: skip
+        cutoff = _utc(time.time() - keep_s)
+        forgotten = run_locked(lambda: con, lambda cursor: _forget_writers(cursor, cutoff))
+        done.append(f"forgot writers silent for the kept period: {forgotten}")
+        for label, statement in steps:
+            rows = run_locked(
+                lambda: con, lambda cursor, sql=statement: cursor.execute(sql).fetchall()
+            )
+            done.append(f"{label}: {len(rows)}")
+    finally:
+        con.close()
+    return done
+
+
+def _forget_writers(con: duckdb.DuckDBPyConnection, before: datetime) -> int:
+    """Heartbeat rows of writers long gone, unless a run of theirs still reads running."""
+    gone = (
+        "heartbeat_at < ? AND writer_id NOT IN (SELECT writer_id FROM store.runs "
+        "WHERE status = 'running' AND writer_id IS NOT NULL)"
+    )
+    row = con.execute(f"SELECT count(*) FROM store.writers WHERE {gone}", [before]).fetchone()
+    con.execute(f"DELETE FROM store.writers WHERE {gone}", [before])
+    return int(row[0]) if row else 0
+
+
+def status(location: str) -> dict[str, Any]:
+    """What ``mlops-nb team status`` shows: no credential is in any of it."""
+    team = parse_team_location(location)
+    con = connect(team)
+    try:
+        con.execute(f"USE {LAKE_ALIAS}")
+        meta = _meta(con)
+        snapshots = con.execute(
+            f"SELECT count(*), max(snapshot_time) FROM {LAKE_ALIAS}.snapshots()"
+        ).fetchone()
+        data_path = con.execute(
+            f"SELECT value FROM {LAKE_ALIAS}.options() WHERE option_name = 'data_path'"
+        ).fetchone()
+        writers = []
+        if "lake_schema_version" in meta:
+            writers = con.execute(
+                "SELECT writer_id, host, pid, heartbeat_at FROM store.writers "
+                "ORDER BY heartbeat_at DESC LIMIT 50"
+            ).fetchall()
+        user = con.execute(
+            f"FROM postgres_query('{METADATA}', 'SELECT current_user::text AS u')"
+        ).fetchone()
+    finally:
+        con.close()
+    return {
+        "location": location,
+        "data_path": data_path[0] if data_path else None,
+        "database_user": user[0] if user else None,
+        "duckdb": {"lake": meta.get("duckdb_version"), "here": duckdb.__version__},
+        "schema_version": meta.get("schema_version"),
+        "snapshots": int(snapshots[0]) if snapshots else 0,
+        "last_snapshot": str(snapshots[1]) if snapshots and snapshots[1] else None,
+        "writers": [
+            {"writer_id": w, "host": h, "pid": p, "heartbeat_at": str(t)} for w, h, p, t in writers
+        ],
+    }
+
+
+# ---------------------------------------------------------------------- one LakeStore per lake
+_LAKES: dict[str, LakeStore] = {}
+_LAKES_MUTEX = threading.Lock()
+
+
+def open_lake_store(location: str, create: bool = True) -> LakeStore:
+    """The process-wide LakeStore of a team location (checked, and its dead local writers'
+    journals merged)."""
+    team = parse_team_location(location)
+    with _LAKES_MUTEX:
+        store = _LAKES.get(team.location)
+        if store is None:
+            store = _LAKES[team.location] = LakeStore(team)
+            _ALL_STORES.add(store)
+    store.ensure_ready(create=create)
+    store.recover_dead_writers()
+    return store
+
+
+def _forget_parent_lakes() -> None:
+    _LAKES.clear()
+
+
+os.register_at_fork(after_in_child=_forget_parent_lakes)
+
+
+# ---------------------------------------------------------------------- helpers
+def _offline_extension(package: str, extension: str, version: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "extensions" / f"v{version}" / f"{extension}.duckdb_extension"
+        if path.is_file():
+            return path
+    return None
+
+
+def _attach_error(team: TeamLocation, error: BaseException) -> str:
+    text = _first_line(error)
+    if "does not exist" in text and "explicitly disabled" in text:
+        return f"the team log {team.location} does not exist: run mlops-nb team init --data ..."
+    return f"could not open the team log {team.location}: {text}"
+
+
+def _meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    has_meta = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? "
+        "AND table_schema = 'store' AND table_name = 'meta'",
+        [LAKE_ALIAS],
+    ).fetchone()
+    if not has_meta or not has_meta[0]:
+        return {}
+    return dict(con.execute(f"SELECT key, value FROM {LAKE_ALIAS}.store.meta").fetchall())
+
+
+def _snapshot(con: duckdb.DuckDBPyConnection) -> Any:
+    row = con.execute(f"SELECT * FROM {LAKE_ALIAS}.current_snapshot()").fetchone()
+    return row[0] if row else None
+
+
+def _data_path(text: str) -> str:
+    """A folder made absolute (and ending in /), an s3:// URL as given."""
+    if "://" in text:
+        return text if text.endswith("/") else text + "/"
+    return str(Path(text).expanduser().absolute()) + "/"
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _utc(epoch_seconds: float) -> datetime:
+    return datetime.fromtimestamp(epoch_seconds, UTC).replace(tzinfo=None)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
