@@ -104,6 +104,10 @@ class JournalStore:
         self.read_cache: dict[str, Any] = {}  # facts derived from the log while it can't change
 
     # ------------------------------------------------------------------ what a backend adds
+    def require_maintainer(self, action: str) -> None:
+        """Refuse ``action`` (registering, moving an alias, purging) to someone who may not:
+        a file log's permissions are the file system's, so anyone who can write may."""
+
     def _merge_lock(self) -> contextlib.AbstractContextManager[None]:
         """Held around a merge of journals (and while a journal is found wholly merged)."""
         raise NotImplementedError
@@ -279,18 +283,10 @@ class JournalStore:
 
     def _writer_alive(self, writer: str) -> bool:
         """A writer is alive while some process holds the flock on its ``.alive`` file."""
-        alive = self.journal_dir / f"{writer}.alive"
         try:
-            fd = os.open(alive, os.O_RDONLY)
+            return _locked_elsewhere(self.journal_dir / f"{writer}.alive", os.O_RDONLY)
         except FileNotFoundError:
             return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
 
     def _last_activity(self, writer: str) -> float | None:
         times = [p.stat().st_mtime for p in self.journal_dir.glob(f"{writer}.*.jsonl")]
@@ -565,14 +561,7 @@ class Store(JournalStore):
         self._schedule_linger_close()
 
     def _writers_waiting(self) -> bool:
-        fd = os.open(self._wait_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        return _locked_elsewhere(self._wait_path, os.O_RDWR | os.O_CREAT)
 
     def _wait_for_waiting_writers(self) -> None:
         """Let writers that are queued go first, so a busy reader cannot starve them."""
@@ -688,6 +677,18 @@ def _check_magic(path: Path) -> None:
             f"{path} is not an mlops_nb log (not a DuckDB database); it was left untouched: "
             "move it away or point MLOPS_NB_LOG elsewhere"
         )
+
+
+def _locked_elsewhere(path: Path, flags: int) -> bool:
+    """Whether some process holds a flock on ``path`` (tried without waiting)."""
+    fd = os.open(path, flags, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _first_line(error: BaseException) -> str:
