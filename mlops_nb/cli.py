@@ -32,6 +32,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+_AS_OF_HELP = (
+    "a team log as it was then: a date (2026-11-01), a date and time (UTC unless it says "
+    "+HH:MM) or a snapshot version"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mlops-nb",
@@ -59,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument(
         "--columns", metavar="A,B", help="columns to show in the table (default: main ones)"
     )
+    runs.add_argument("--as-of", metavar="WHEN", help=_AS_OF_HELP)
 
     show = add("show", "Show everything recorded about one run.")
     show.add_argument(
@@ -69,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sql = add("sql", "Run a read-only SQL query over the log's views (runs, params, metrics...).")
     sql.add_argument("query", metavar="QUERY", help='e.g. "SELECT * FROM runs LIMIT 5"')
     sql.add_argument("--format", "-f", choices=FORMATS, default="table")
+    sql.add_argument("--as-of", metavar="WHEN", help=_AS_OF_HELP)
 
     experiments = add("experiments", "List experiments with their number of runs.")
     experiments.add_argument("--format", "-f", choices=FORMATS, default="table")
@@ -455,7 +463,11 @@ def _open(args: argparse.Namespace):
 
 def _cmd_runs(args: argparse.Namespace) -> int:
     frame = _open(args).runs(
-        experiment=args.experiment, where=args.where, order_by=args.order_by, limit=args.limit
+        experiment=args.experiment,
+        where=args.where,
+        order_by=args.order_by,
+        limit=args.limit,
+        as_of=args.as_of,
     )
     if args.format == "table":
         if args.columns:
@@ -491,7 +503,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
-    print(render(_open(args).sql(args.query), args.format))
+    print(render(_open(args).sql(args.query, as_of=args.as_of), args.format))
     return 0
 
 

@@ -7,7 +7,6 @@ process wrote, and everything other processes merged.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import os
 import re
@@ -29,6 +28,7 @@ import pyarrow as pa
 
 from mlops_nb.errors import MlopsError, NoActiveRunError, QueryError, RunNotFoundError
 from mlops_nb.log import erasure, queries, values
+from mlops_nb.log.apply import os_user
 from mlops_nb.log.filters import Compiler, Condition, Sort
 from mlops_nb.log.location import artifacts_dir_for, resolve_location
 from mlops_nb.log.sqltext import identifier as _ident
@@ -98,7 +98,7 @@ class Log:
             "run": {
                 "run_id": run_id, "experiment": experiment, "name": name or run_id[:8],
                 "status": "running", "start_time": time.time(), "end_time": None,
-                "user_name": _user(), "host": host_name(), "pid": os.getpid(),
+                "user_name": os_user(), "host": host_name(), "pid": os.getpid(),
                 "parent_run_id": parent_run_id, "writer_id": self._store.become_writer(),
                 "error": None, **recorded,
             },
@@ -174,8 +174,10 @@ class Log:
                 run.detach()
 
     # ------------------------------------------------------------------ querying
-    def sql(self, query: str) -> pd.DataFrame:
-        """Run one read-only SQL statement (SELECT / EXPLAIN) over the log's views."""
+    def sql(self, query: str, as_of: Any = None) -> pd.DataFrame:
+        """Run one read-only SQL statement (SELECT / EXPLAIN) over the log's views; on a team
+        log ``as_of`` (a date, a datetime, ISO text in UTC, or a snapshot version) reads the
+        log as it was then."""
         if not isinstance(query, str) or not query.strip():
             raise QueryError("empty SQL query: try SELECT * FROM runs")
 
@@ -199,7 +201,18 @@ class Log:
             except duckdb.Error as error:
                 raise QueryError(f"SQL error: {_first_line(error)}") from None
 
-        return self._store.read(run_query)
+        return self._read(run_query, as_of)
+
+    def _read(self, query: Callable[[duckdb.DuckDBPyConnection], Any], as_of: Any = None) -> Any:
+        """``query`` on the log now, or as it was at ``as_of`` (team logs keep snapshots)."""
+        if as_of is None:
+            return self._store.read(query)
+        read_as_of = getattr(self._store, "read_as_of", None)
+        if read_as_of is None:
+            raise QueryError(
+                f"as of {as_of}: time travel needs a team log (a log file keeps no snapshots)"
+            )
+        return read_as_of(as_of, query)
 
     def experiments(self) -> pd.DataFrame:
         """One row per experiment with its number of runs and last start."""
@@ -218,8 +231,10 @@ class Log:
         offset: int = 0,
         *,
         filters: Iterable[Condition] = (),
+        as_of: Any = None,
     ) -> pd.DataFrame:
-        """One row per run, with ``params.<name>`` and latest ``metrics.<key>`` columns.
+        """One row per run, with ``params.<name>`` and latest ``metrics.<key>`` columns
+        (``as_of``: as the team log was then, see ``sql``).
 
         ``where`` and ``order_by`` are SQL over the columns of the ``runs`` view plus
         ``params.<name>`` and ``metrics.<key>``, with AND, OR, NOT, IN, LIKE...:
@@ -230,7 +245,7 @@ class Log:
         """
         query = _RunsQuery(experiment, where, order_by, tuple(filters))
         store = self._store
-        return store.read(lambda con: _query_runs(con, query, limit, store, offset))
+        return self._read(lambda con: _query_runs(con, query, limit, store, offset), as_of)
 
     def count_runs(
         self,
@@ -303,9 +318,10 @@ class Log:
     def add_model_version(self, row: Mapping[str, Any]) -> int:
         """Record a registered model version; returns its number (1, 2, ... per name), which
         is given when the record is merged, so concurrent registrations never share one."""
+        self._store.require_maintainer("registering a model version")
         version_id = uuid.uuid4().hex
         self._store.append({"op": "model_version", "row": {
-            **row, "version_id": version_id, "user_name": _user(), "created_at": time.time(),
+            **row, "version_id": version_id, "user_name": os_user(), "created_at": time.time(),
         }})  # fmt: skip
         self._store.flush()
         found = self._store.read(lambda con: queries.version_number(con, version_id))
@@ -328,12 +344,13 @@ class Log:
     ) -> int | None:
         """Point ``alias`` at ``version`` (None removes it), recording who, when and why;
         returns the version it pointed at before. The move is atomic across processes."""
+        self._store.require_maintainer("moving a model alias")
         if version is not None and self.model_version(name, int(version)) is None:
             raise MlopsError(f"model {name!r} has no version {version}: see mlops-nb models list")
         before = self.model_version(name, alias=alias)
         self._store.append({"op": "alias", "name": name, "alias": alias,
                             "version": None if version is None else int(version),
-                            "user": _user(), "reason": reason, "t": time.time()})  # fmt: skip
+                            "user": os_user(), "reason": reason, "t": time.time()})  # fmt: skip
         self._store.flush()
         return None if before is None else int(before["version"])
 
@@ -1028,13 +1045,6 @@ def _is_missing(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
 
 
 __all__ = ["Log", "Run", "RunRecord", "active_run", "MlopsError"]

@@ -14,6 +14,7 @@ no other merge runs meanwhile), and ``store.run_values`` is not kept (the lake c
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
 from collections.abc import Callable
@@ -43,8 +44,18 @@ _TIME_FIELDS = ("start_time", "end_time", "created_at", "window_start", "window_
 _RUN_COLUMNS = (
     "run_id", "experiment", "name", "status", "start_time", "end_time", "user_name", "host",
     "pid", "source", "notebook_path", "notebook_hash", "git_commit", "git_dirty",
-    "parent_run_id", "writer_id", "error",
+    "parent_run_id", "writer_id", "error", "db_user",
 )  # fmt: skip
+# record tables whose rows say who did it (``db_user``, stamped at merge time)
+_AUDITED_ROWS = ("gate_results", "erasures")
+
+
+def os_user() -> str:
+    """Who runs this process, as a file log records it."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
 
 
 def _ts(column: str) -> str:
@@ -57,6 +68,7 @@ def merge_journal(
     journal_dir: Path,
     journal: str,
     load_bulk: Callable[[Path], pa.Table],
+    db_user: str | None = None,
 ) -> int:
     """Apply the not-yet-merged complete lines of one journal file; return records applied."""
     unmerged = _unmerged(con, journal_dir, journal)
@@ -65,7 +77,7 @@ def merge_journal(
     records, offset = unmerged
     con.execute("BEGIN TRANSACTION")
     try:
-        bulk_files = apply_records(con, records, journal_dir, load_bulk)
+        bulk_files = apply_records(con, records, journal_dir, load_bulk, db_user=db_user)
         con.execute(
             "INSERT OR REPLACE INTO store.journal_progress VALUES (?, ?)", [journal, offset]
         )
@@ -84,6 +96,7 @@ def merge_journal_into_lake(
     journal_dir: Path,
     journal: str,
     load_bulk: Callable[[Path], pa.Table],
+    db_user: str | None = None,
 ) -> list[Path]:
     """``merge_journal`` for a team lake, inside the caller's (serialised) transaction, which
     reads the offset too, so a redo after an unknown COMMIT outcome adds nothing; returns the
@@ -92,7 +105,7 @@ def merge_journal_into_lake(
     if unmerged is None:
         return []
     records, offset = unmerged
-    bulk_files = apply_records(con, records, journal_dir, load_bulk, lake=True)
+    bulk_files = apply_records(con, records, journal_dir, load_bulk, lake=True, db_user=db_user)
     replace_row(con, "journal_progress", {"journal": journal, "applied_bytes": offset})
     return bulk_files
 
@@ -136,8 +149,12 @@ def apply_records(
     load_bulk: Callable[[Path], pa.Table],
     *,
     lake: bool = False,
+    db_user: str | None = None,
 ) -> list[Path]:
-    """Insert a batch of records; returns the bulk files it consumed (to delete after commit)."""
+    """Insert a batch of records; returns the bulk files it consumed (to delete after commit).
+    Runs, registrations, alias moves, gate results and erasures are stamped with ``db_user``,
+    the authenticated database user merging them (the OS user when not given)."""
+    db_user = db_user or os_user()
     experiments: dict[str, float] = {}
     runs: list[dict[str, Any]] = []
     status_updates: dict[str, dict[str, Any]] = {}
@@ -168,13 +185,16 @@ def apply_records(
                 tags[(record["run_id"], key)] = value
         elif op == "run_start":
             experiments.setdefault(record["run"]["experiment"], record["run"]["start_time"])
-            runs.append(record["run"])
+            runs.append({**record["run"], "db_user": record["run"].get("db_user") or db_user})
         elif op in ("run_end", "run_resume"):
             status_updates[record["run_id"]] = record
         elif op == "row" and record.get("table") in rows:
-            rows[record["table"]].append(record["row"])
+            row = record["row"]
+            if record["table"] in _AUDITED_ROWS and not row.get("db_user"):
+                row = {**row, "db_user": db_user}
+            rows[record["table"]].append(row)
         elif op in REGISTRY_OPS:
-            registry.append(record)
+            registry.append({**record, "db_user": record.get("db_user") or db_user})
         elif op == "blob" and lake:
             blobs.append(journal_dir / record["file"])
 
@@ -264,7 +284,8 @@ def apply_records(
             wide.refresh_runs(con, status_updates)
     for record in registry:
         if record["op"] == "model_version":
-            _add_model_version(con, record["row"], lake=lake)
+            row = {**record["row"], "db_user": record["row"].get("db_user") or record["db_user"]}
+            _add_model_version(con, row, lake=lake)
         else:
             _move_alias(con, record, lake=lake)
     for number, path in enumerate(blobs):
@@ -342,9 +363,11 @@ def _move_alias(con: duckdb.DuckDBPyConnection, record: dict[str, Any], lake: bo
             [name, alias, version, record.get("user"), record.get("reason"), when],
         )
     con.execute(
-        "INSERT INTO store.alias_history VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [name, alias, previous, version, record.get("user"), record.get("reason"), when],
-    )
+        "INSERT INTO store.alias_history (name, alias, from_version, to_version, user_name, "
+        "reason, moved_at, db_user) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [name, alias, previous, version, record.get("user"), record.get("reason"), when,
+         record.get("db_user")],
+    )  # fmt: skip
 
 
 _DIED = (

@@ -29,7 +29,6 @@ later ``--cache`` run must not restore that cell with a value missing.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
 import re
@@ -46,6 +45,7 @@ from typing import Any
 import duckdb
 
 from mlops_nb.errors import MlopsError
+from mlops_nb.log.apply import os_user
 from mlops_nb.log.location import artifacts_dir_for
 from mlops_nb.log.sqltext import identifier, literal
 
@@ -115,10 +115,10 @@ def erase(
         removed["erasure_id"] = uuid.uuid4().hex
         con.execute(
             "INSERT INTO store.erasures (erasure_id, action, criteria, removed, user_name, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "created_at, db_user) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [removed["erasure_id"], action, json.dumps(dict(criteria), default=str),
-             json.dumps({k: v for k, v in removed.items() if k != "erasure_id"}), _user(),
-             _utc(time.time())],
+             json.dumps({k: v for k, v in removed.items() if k != "erasure_id"}), os_user(),
+             _utc(time.time()), os_user()],
         )  # fmt: skip
         _put_settings(con, {**(settings or {}), PENDING_KEY: json.dumps(sorted(files))})
         con.execute("COMMIT")
@@ -447,10 +447,3 @@ def _size(folder: Path, relative: str) -> int:
 def _utc(epoch_seconds: float) -> datetime:
     """Naive UTC, as the log stores timestamps."""
     return datetime.fromtimestamp(epoch_seconds, UTC).replace(tzinfo=None)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())

@@ -33,7 +33,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,7 +41,7 @@ import duckdb
 import pyarrow as pa
 
 from mlops_nb.errors import LogVersionError, MlopsError
-from mlops_nb.log import apply, schema, wide
+from mlops_nb.log import apply, roles, schema, wide
 from mlops_nb.log.location import TeamLocation, local_anchor, parse_team_location
 from mlops_nb.log.sqltext import literal
 from mlops_nb.log.store import _ALL_STORES, JournalStore, host_name
@@ -93,6 +93,9 @@ _LOST_CONNECTION = re.compile(
 )
 
 
+_REFUSED = re.compile("permission denied", re.IGNORECASE)
+
+
 def _lost_connection(error: BaseException) -> bool:
     """The text of a failure that a lost PostgreSQL or S3 connection causes."""
     return bool(_LOST_CONNECTION.search(str(error)))
@@ -136,6 +139,8 @@ class LakeStore(JournalStore):
         self._wide_key: Any = None
         self._wide: tuple[str, dict[str, str]] | None = None
         self._blobs_sent: set[str] = set()
+        self._as_of = threading.local()  # the snapshot this thread's read_as_of reads
+        self._session: tuple[Any, dict[str, Any]] | None = None  # (connection, who it is)
 
     # ------------------------------------------------------------------ connecting
     def ensure_ready(self, create: bool = True) -> None:
@@ -162,6 +167,31 @@ class LakeStore(JournalStore):
                     time.sleep(0.2 * (attempt + 1))
             assert self._database is not None
             return self._database
+
+    def database_user(self) -> str | None:
+        """The authenticated PostgreSQL user (``session_user``: the person's login, not the
+        group it acts as), what the audit trail records; read once per connection."""
+        return self._session_facts()["user"]
+
+    def require_maintainer(self, action: str) -> None:
+        """Registering, moving aliases and purging need the maintainer role: DuckLake's catalog
+        has no per-table privileges, so PostgreSQL cannot refuse them to a writer for us."""
+        facts = self._session_facts()
+        if not facts["maintainer"]:
+            raise TeamLogError(
+                f"{action} needs the maintainer role on the team log: {facts['user']} is not a "
+                f"member of {MAINTAINER_GROUP} (ask an administrator: mlops-nb team grant "
+                f"{facts['user']} maintainer)"
+            )
+
+    def _session_facts(self) -> dict[str, Any]:
+        database = self._connection()
+        if self._session is None or self._session[0] is not database:
+            row = self._retrying(lambda: self._with_cursor(
+                lambda con: con.execute(_SESSION_QUERY).fetchone()))  # fmt: skip
+            user, maintainer = row if row else (None, "true")
+            self._session = (database, {"user": user, "maintainer": maintainer == "true"})
+        return self._session[1]
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = self._connection().cursor()
@@ -235,12 +265,14 @@ class LakeStore(JournalStore):
         return contextlib.nullcontext()  # the lake's lock is taken inside _merge_journals
 
     def _merge_journals(self, journals: list[str | None], dead_writers: list[str]) -> None:
+        db_user = self.database_user()
+
         def merge(con: duckdb.DuckDBPyConnection) -> list[Path]:
             consumed: list[Path] = []
             for journal in journals:
                 if journal:
                     consumed += apply.merge_journal_into_lake(
-                        con, self.journal_dir, journal, self.load_bulk
+                        con, self.journal_dir, journal, self.load_bulk, db_user=db_user
                     )
             for writer in dead_writers:
                 apply.mark_crashed(con, writer, self._last_activity(writer), lake=True)
@@ -312,7 +344,11 @@ class LakeStore(JournalStore):
         )
         if row and row[0]:
             with self._mutex:
-                self.locked(lambda con: self._mark_silent_writers(con, force=True))
+                try:
+                    self.locked(lambda con: self._mark_silent_writers(con, force=True))
+                except duckdb.Error as error:
+                    if not _REFUSED.search(str(error)):
+                        raise  # a reader's role may not mark them: it reads on, writers will
 
     def _start_heartbeat(self) -> None:
         if self._heartbeat is not None and self._heartbeat.is_alive():
@@ -416,8 +452,10 @@ class LakeStore(JournalStore):
 
     def run_values(self, con: duckdb.DuckDBPyConnection) -> tuple[str, dict[str, str]]:
         """One row per run with a column per param and latest metric (what the file
-        backend's ``store.run_values`` holds), as a subquery; rebuilt when the lake changed."""
-        key = _snapshot(con)
+        backend's ``store.run_values`` holds), as a subquery; rebuilt when the lake changed.
+        (A lake attached at an older snapshot still names the newest as current: the moment
+        read is part of the key.)"""
+        key = (_snapshot(con), getattr(self._as_of, "option", None))
         with self._wide_lock:
             if key != self._wide_key or self._wide is None:
                 kinds: dict[str, set[str]] = {}
@@ -431,9 +469,35 @@ class LakeStore(JournalStore):
                 self._wide, self._wide_key = (f"({query})", columns), key
             return self._wide[0], dict(self._wide[1])
 
+    def read_as_of(self, when: Any, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run ``query`` on the lake as it was at ``when`` (see ``snapshot_option``): a
+        read-only ATTACH of that snapshot, views included, on a connection of its own."""
+        self.ensure_ready(create=False)
+        if self.flush_before_reads and self.has_unmerged():
+            self.flush()
+        option, shown = snapshot_option(when)
+        try:
+            con = connect(self.team, snapshot=option)
+        except TeamLogError as error:
+            raise _no_snapshot_error(error, shown, self.location) from None
+        with self._mutex:  # read_cache is shared with the reads of now
+            self.read_cache.clear()
+            self._as_of.option = option
+            try:
+                con.execute(f"USE {LAKE_ALIAS}")
+                con.execute("BEGIN TRANSACTION")
+                return query(con)
+            except duckdb.Error as error:
+                raise _no_snapshot_error(error, shown, self.location) from None
+            finally:
+                self._as_of.option = None
+                self.read_cache.clear()
+                con.close()
+
     def write(self, change: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Not yet for a team log: purges and erasures delete files in one machine's artifact
-        folder, and the lake keeps artifacts elsewhere."""
+        folder, and the lake keeps artifacts elsewhere (and they are a maintainer's)."""
+        self.require_maintainer("purging or forgetting records")
         raise TeamLogError(
             "purge, forget and retention are not supported on a team log yet "
             f"({self.location}): use a local log, or ask the team's administrator"
@@ -458,6 +522,16 @@ class LakeStore(JournalStore):
         super()._forget_after_fork()
         self._database = None  # the parent's; its sockets are not ours to use
 
+
+MAINTAINER_GROUP = roles.group_role("maintainer")
+# who this connection is, and whether it may do a maintainer's actions (yes when the team's
+# roles were never set up: then the database's own privileges are all there is)
+_SESSION_SQL = (
+    "SELECT session_user::text, (NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+    f"{literal(MAINTAINER_GROUP)}) OR pg_has_role(session_user, {literal(MAINTAINER_GROUP)}, "
+    "'MEMBER'))::text"
+)
+_SESSION_QUERY = f"FROM postgres_query('{METADATA}', {literal(_SESSION_SQL)})"
 
 _SILENT_RUNS = (
     "SELECT r.run_id, w.heartbeat_at FROM store.runs r "
@@ -494,6 +568,8 @@ def run_locked(
                     cursor.close()
         except duckdb.Error as error:
             retry = _lost_connection(error) or not isinstance(error, _UNRETRIED)
+            if _REFUSED.search(str(error)):  # the role may not: PostgreSQL will say so again
+                retry = False
             if not retry or attempt == MERGE_ATTEMPTS - 1:
                 raise
             if reconnect is not None:
@@ -528,10 +604,14 @@ def _merge_lock_held(database: duckdb.DuckDBPyConnection) -> Iterator[Callable[[
 
 
 # ---------------------------------------------------------------------- connecting
-def connect(team: TeamLocation, data_path: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    team: TeamLocation, data_path: str | None = None, snapshot: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake attached as ``lake``: extensions loaded, credentials
     from the environment turned into an in-memory secret, retries raised. ``data_path`` creates
-    the lake when it does not exist (``mlops-nb team init`` only)."""
+    the lake when it does not exist (``mlops-nb team init`` only); ``snapshot`` (an ATTACH
+    option, ``SNAPSHOT_TIME '...'`` or ``SNAPSHOT_VERSION n``) attaches the lake read-only as
+    it was then (time travel)."""
     # A PostgreSQL connection lost mid-query can make DuckLake raise an internal error, which
     # would invalidate this (in-memory, stateless) database and abort the process at its next
     # use; the lake's state is in PostgreSQL, and we reconnect instead.
@@ -544,6 +624,8 @@ def connect(team: TeamLocation, data_path: str | None = None) -> duckdb.DuckDBPy
             con.execute(secret)
         options = [f"DATA_PATH {literal(data_path)}"] if data_path else []
         options.append(f"CREATE_IF_NOT_EXISTS {'true' if data_path else 'false'}")
+        if snapshot:
+            options += ["READ_ONLY", snapshot]
         try:
             con.execute(
                 f"ATTACH {literal('ducklake:postgres:' + team.conninfo)} AS {LAKE_ALIAS} "
@@ -802,6 +884,63 @@ def status(location: str) -> dict[str, Any]:
     }
 
 
+def grant(location: str, user: str, role: str) -> list[str]:
+    """Set up the team's group roles on the catalog (again: new catalog tables get their
+    grants) and give ``user`` ``role``, its login created without a password when missing.
+    An administrator's job (it changes roles and ownership in PostgreSQL)."""
+    statements = roles.grant_statements(user, role)  # checks the names before connecting
+    con = connect(parse_team_location(location))
+    try:
+        catalog = _catalog_schema(con)
+        for statement in [*roles.setup_statements(catalog), *statements]:
+            con.execute(f"CALL postgres_execute('{METADATA}', {literal(statement)})")
+    except duckdb.Error as error:
+        raise TeamLogError(
+            f"could not grant {role} to {user}: {_postgres_reason(error)} (team grant is for an "
+            "administrator: a login that may create roles and owns the catalog)"
+        ) from None
+    finally:
+        con.close()
+    return [
+        f"set up the roles {', '.join(roles.group_role(r) for r in roles.ROLES)} on the "
+        f"catalog schema {catalog}",
+        f"{user} is now {role} ({roles.group_role(role)}); a login created here has no "
+        "password: set one (ALTER ROLE ... PASSWORD) or use certificates",
+    ]
+
+
+def role_members(location: str) -> list[dict[str, str]]:
+    """Who has which team role: each login that is a direct member of a group role."""
+    groups = ", ".join(literal(roles.group_role(role)) for role in roles.ROLES)
+    query = (
+        "SELECT m.rolname::text AS login, g.rolname::text AS grp FROM pg_auth_members a "
+        "JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member "
+        f"WHERE g.rolname IN ({groups}) AND m.rolcanlogin ORDER BY 1, 2"
+    )
+    con = connect(parse_team_location(location))
+    try:
+        rows = con.execute(f"FROM postgres_query('{METADATA}', {literal(query)})").fetchall()
+    finally:
+        con.close()
+    return [{"user": user, "role": group.removeprefix("mlops_nb_")} for user, group in rows]
+
+
+def _catalog_schema(con: duckdb.DuckDBPyConnection) -> str:
+    """The PostgreSQL schema holding the lake's DuckLake tables."""
+    query = (
+        "SELECT table_schema::text FROM information_schema.tables "
+        "WHERE table_name = 'ducklake_snapshot' ORDER BY 1"
+    )
+    found = [r[0] for r in con.execute(
+        f"FROM postgres_query('{METADATA}', {literal(query)})").fetchall()]  # fmt: skip
+    if len(found) != 1:
+        raise TeamLogError(
+            f"expected one DuckLake catalog schema in the team log's database, found "
+            f"{', '.join(found) or 'none'}"
+        )
+    return found[0]
+
+
 # ---------------------------------------------------------------------- one LakeStore per lake
 _LAKES: dict[str, LakeStore] = {}
 _LAKES_MUTEX = threading.Lock()
@@ -840,6 +979,43 @@ def _offline_extension(package: str, extension: str, version: str) -> Path | Non
     return None
 
 
+def snapshot_option(when: Any) -> tuple[str, str]:
+    """The ATTACH option that opens the lake as of ``when`` and how to name it in a message:
+    an int (or digits) is a snapshot version; a date, a datetime or ISO text is a time, in UTC
+    unless it carries an offset (the log's own times are UTC)."""
+    if isinstance(when, int) or (isinstance(when, str) and when.strip().isdigit()):
+        return f"SNAPSHOT_VERSION {int(when)}", f"snapshot version {int(when)}"
+    if isinstance(when, str):
+        try:
+            when = datetime.fromisoformat(when.strip())
+        except ValueError:
+            raise TeamLogError(
+                f"as of {when!r}: give a date (2026-11-01), a date and time "
+                "(2026-11-01T14:30:00, UTC unless it says +HH:MM) or a snapshot version"
+            ) from None
+    if isinstance(when, date) and not isinstance(when, datetime):
+        when = datetime(when.year, when.month, when.day)
+    if not isinstance(when, datetime):
+        raise TeamLogError(f"as of {when!r}: give a date, a datetime or a snapshot version")
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    text = f"{when.isoformat(sep=' ')}+00"
+    return f"SNAPSHOT_TIME {literal(text)}", f"{when.isoformat(sep=' ')} UTC"
+
+
+def _no_snapshot_error(error: BaseException, shown: str, location: str) -> MlopsError:
+    """One line for a time travel that found no snapshot (before the first one, or expired)."""
+    text = str(error)
+    if isinstance(error, MlopsError) and "No snapshot found" not in text:
+        return error
+    if "No snapshot found" in text or "snapshot" in text.lower():
+        return TeamLogError(
+            f"the team log {location} has no snapshot at {shown}: that is before its first "
+            "snapshot, or older than what team maintain --keep kept"
+        )
+    return TeamLogError(f"reading the team log as of {shown}: {_first_line(error)}")
+
+
 def _attach_error(team: TeamLocation, error: BaseException) -> str:
     text = _first_line(error)
     if "does not exist" in text and "explicitly disabled" in text:
@@ -872,6 +1048,12 @@ def _data_path(text: str) -> str:
 
 def _minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
+
+
+def _postgres_reason(error: BaseException) -> str:
+    """PostgreSQL's own words in an error DuckDB wraps around the whole statement."""
+    found = re.search(r"ERROR:\s+([^\n]+)", str(error))
+    return found.group(1).strip() if found else _first_line(error)
 
 
 def _first_line(error: BaseException) -> str:

@@ -17,7 +17,7 @@ import duckdb
 
 from mlops_nb.log import wide
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 _V1: list[Step] = [
     "CREATE SCHEMA IF NOT EXISTS store",
@@ -252,6 +252,40 @@ _V9: list[Step] = [
         user_name AS "user", created_at FROM store.erasures""",
 ]
 
+_V10: list[Step] = [
+    # who did it: the authenticated database user (a team log's PostgreSQL session_user; the
+    # OS user for a file log), stamped when the record is merged
+    "ALTER TABLE store.runs ADD COLUMN db_user VARCHAR",
+    "ALTER TABLE store.model_versions ADD COLUMN db_user VARCHAR",
+    "ALTER TABLE store.alias_history ADD COLUMN db_user VARCHAR",
+    "ALTER TABLE store.gate_results ADD COLUMN db_user VARCHAR",
+    # a gate that failed but was let through (mlops-nb gate --warn-only): an override
+    "ALTER TABLE store.gate_results ADD COLUMN warn_only BOOLEAN",
+    "ALTER TABLE store.erasures ADD COLUMN db_user VARCHAR",
+    """CREATE OR REPLACE VIEW audit AS
+        SELECT start_time AS "when", coalesce(db_user, user_name) AS who, 'run' AS action,
+               run_id AS subject, concat_ws(' ', experiment, name, status) AS details
+        FROM store.runs
+        UNION ALL
+        SELECT created_at, coalesce(db_user, user_name), 'register', name || ' v' || version,
+               'from run ' || coalesce(run_id, '-')
+        FROM store.model_versions
+        UNION ALL
+        SELECT moved_at, coalesce(db_user, user_name), 'alias', name || '@' || alias,
+               coalesce(from_version::VARCHAR, '-') || ' -> ' || coalesce(to_version::VARCHAR, '-')
+               || coalesce(': ' || reason, '')
+        FROM store.alias_history
+        UNION ALL
+        SELECT min(created_at), any_value(db_user), 'gate_override',
+               any_value(model_name) || coalesce(' v' || any_value(model_version), ''),
+               'failed: ' || string_agg(condition, '; ') FILTER (WHERE NOT passed)
+        FROM store.gate_results WHERE warn_only GROUP BY gate_id HAVING NOT bool_and(passed)
+        UNION ALL
+        SELECT created_at, coalesce(db_user, user_name), 'purge', erasure_id,
+               concat_ws(' ', action, criteria, removed)
+        FROM store.erasures""",
+]
+
 Step = str | Callable[[duckdb.DuckDBPyConnection], None]
 MIGRATIONS: dict[int, list[Step]] = {
     1: _V1,
@@ -263,6 +297,7 @@ MIGRATIONS: dict[int, list[Step]] = {
     7: _V7,
     8: _V8,
     9: _V9,
+    10: _V10,
 }
 
 STABLE_VIEWS = (
@@ -270,7 +305,7 @@ STABLE_VIEWS = (
     "environment", "notes", "schedules", "checkpoints", "model_versions", "model_aliases",
     "alias_history", "gate_results", "requests", "feedback", "predictions", "profiles", "drift",
     "performance", "monitor_events", "pii_findings", "expectations", "check_results", "fairness",
-    "importances", "erasures",
+    "importances", "erasures", "audit",
 )  # fmt: skip
 
 

@@ -213,7 +213,7 @@ class GateResult:
              "model_version": self.model_version, "condition": r.condition, "metric": r.metric,
              "value": r.value, "baseline": r.baseline, "baseline_ref": self.baseline_ref,
              "baseline_version": self.baseline_version, "passed": r.passed, "detail": r.detail,
-             "created_at": self.created_at}
+             "warn_only": self.warn_only, "created_at": self.created_at}
             for r in self.results
         ]  # fmt: skip
 

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import math
 import mimetypes
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ _VALUE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RUN_ID = re.compile(r"[0-9a-zA-Z_-]+")
 PROGRESS_TAG = "mlops.progress"
+READER_LOG_ENV_VAR = "MLOPS_NB_READER_LOG"
 
 
 class BadRequest(Exception):
@@ -61,7 +63,10 @@ def log_path(root_dir: str) -> str:
 
 
 def open_log(path: str) -> mlops_nb.Log | None:
-    """The log, or None while nobody has written one yet (list endpoints are then empty)."""
+    """The log, or None while nobody has written one yet (list endpoints are then empty).
+    With ``$MLOPS_NB_READER_LOG`` (the team log with a reader's login) the sidebar reads
+    through that instead, so PostgreSQL refuses any write it might attempt."""
+    path = os.environ.get(READER_LOG_ENV_VAR) or path
     if not log_exists(path):
         return None
     return mlops_nb.open_log(path, create=False)
