@@ -525,15 +525,13 @@ def _run_value(run: dict[str, Any], column: str) -> Any:
 
 def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows as one Arrow table, converted column by column (a served model's merge holds
-    thousands of request rows): nested values become JSON text, epoch seconds timestamps.
-    Rows whose columns mix kinds Arrow cannot hold in one column go row by row."""
-    nested = {key for row in rows for key, value in row.items() if type(value) in (dict, list)}
-    if nested:
-        rows = [{k: json.dumps(v, default=str) if k in nested and type(v) in (dict, list) else v
-                 for k, v in row.items()} for row in rows]  # fmt: skip
+    thousands of request rows): epoch seconds become timestamps. Rows with nested values
+    (stored as JSON text) or columns mixing kinds go row by row, as ``_row`` says."""
     try:
         table = pa.Table.from_pylist(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
+        table = None
+    if table is None or any(pa.types.is_nested(field.type) for field in table.schema):
         return pa.Table.from_pylist([_row(row) for row in rows])
     for index, field in enumerate(table.schema):
         numeric = pa.types.is_floating(field.type) or pa.types.is_integer(field.type)

@@ -95,6 +95,7 @@ class ServeApp:
         self.metrics.serving(model)
         self.server_id = f"{socket.gethostname().split('.')[0]}:{os.getpid()}"
         self.sample = config.log_sample if log is not None else 0.0
+        self._recorded_ok = self.metrics.recorded.labels("ok")  # looked up once, not per request
         self._warned_record = False
         from mlops_nb.registry.explain import ExplainWorker
 
@@ -376,7 +377,7 @@ class ServeApp:
                 print(f"mlops-nb serve: requests are not being recorded: {failure}",
                       file=sys.stderr)  # fmt: skip
             return
-        self.metrics.recorded.labels("ok").inc()
+        self._recorded_ok.inc()
 
     def _recorded_inputs(self, table: Table) -> str:
         """The request's data as the log keeps it: personal-data columns (those of the model's
