@@ -105,6 +105,23 @@ class TeamLogError(MlopsError):
     """A team log that cannot be opened or used as asked."""
 
 
+def download_blob(con: duckdb.DuckDBPyConnection, sha256: str, target: Path) -> None:
+    """Write an artifact's bytes from the lake's storage to ``target`` (checked against its
+    sha256; written under a temporary name and renamed, so a reader never sees half)."""
+    row = con.execute(
+        "SELECT content FROM store.artifact_blobs WHERE sha256 = ? LIMIT 1", [sha256]
+    ).fetchone()
+    if row is None:
+        raise TeamLogError(f"artifact {sha256[:12]} is not in the team log's storage")
+    content = bytes(row[0])
+    if hashlib.sha256(content).hexdigest() != sha256:
+        raise TeamLogError(f"artifact {sha256[:12]} in the team log's storage is corrupt")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(content)
+    os.replace(temporary, target)
+
+
 def crash_timeout_s() -> float:
     """Seconds without a heartbeat after which another machine's writer is taken for dead."""
     text = os.environ.get(CRASH_TIMEOUT_ENV)
@@ -236,20 +253,7 @@ class LakeStore(JournalStore):
         if target.is_file():
             return target
         self.flush()  # this process's own artifacts first
-        content = self.read(
-            lambda con: con.execute(
-                "SELECT content FROM store.artifact_blobs WHERE sha256 = ? LIMIT 1", [sha256]
-            ).fetchone()
-        )
-        if content is None:
-            raise TeamLogError(f"artifact {sha256[:12]} is not in the team log's storage")
-        data = bytes(content[0])
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise TeamLogError(f"artifact {sha256[:12]} in the team log's storage is corrupt")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        temporary.write_bytes(data)
-        os.replace(temporary, target)
+        self.read(lambda con: download_blob(con, sha256, target))
         return target
 
     def _has_blob(self, sha256: str) -> bool:

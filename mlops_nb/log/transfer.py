@@ -23,7 +23,6 @@ with one line naming them, rather than renumbering records that other rows refer
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,7 +148,7 @@ def pull(
             if target.is_file():
                 summary.artifacts_already_there += 1
                 continue
-            _download_blob(con, sha, target)
+            lake.download_blob(con, sha, target)
             summary.artifacts_copied += 1
         con.execute("ROLLBACK")
     finally:
@@ -212,21 +211,6 @@ def _read_runs(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> dict[str, 
         f"(SELECT name FROM store.model_versions WHERE run_id IN ({ids}))",
     )
     return tables
-
-
-def _download_blob(con: duckdb.DuckDBPyConnection, sha: str, target: Path) -> None:
-    row = con.execute(
-        "SELECT content FROM store.artifact_blobs WHERE sha256 = ? LIMIT 1", [sha]
-    ).fetchone()
-    if row is None:
-        raise TransferError(f"artifact {sha[:12]} is not in the team log's storage")
-    content = bytes(row[0])
-    if hashlib.sha256(content).hexdigest() != sha:
-        raise TransferError(f"artifact {sha[:12]} in the team log's storage is corrupt")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(content)
-    os.replace(temporary, target)
 
 
 # ---------------------------------------------------------------------- the copy
