@@ -124,7 +124,7 @@ def _transfer(args: argparse.Namespace) -> int:
     from mlops_nb.log import transfer
     from mlops_nb.log.location import default_log_path
 
-    location = team_location(args.team)
+    location = team_location(args.team, "--team")
     local = Path(args.log).expanduser().absolute() if args.log else default_log_path()
     if is_team_location(str(args.log or "")):
         raise MlopsError("--log is the local log file here; name the team log with --team")
@@ -155,12 +155,12 @@ def _transfer(args: argparse.Namespace) -> int:
     return 0
 
 
-def team_location(given: str | None) -> str:
-    """The team log named by --log, else $MLOPS_NB_LOG or .mlops/config; checked."""
+def team_location(given: str | None, option: str = "--log") -> str:
+    """The team log named by ``option``, else $MLOPS_NB_LOG or .mlops/config; checked."""
     location = given or default_log_location()
     if not is_team_location(location):
         raise MlopsError(
-            f"{location} is a log file, not a team log: give --log ducklake:postgres:<conninfo> "
+            f"{location} is a log file, not a team log: give {option} ducklake:postgres:<conninfo> "
             "or set MLOPS_NB_LOG (see docs/team-log.md)"
         )
     return parse_team_location(location).location

@@ -37,6 +37,7 @@ the linger time.
 
 from __future__ import annotations
 
+import abc
 import atexit
 import contextlib
 import fcntl
@@ -70,7 +71,7 @@ JOURNAL_ROTATE_BYTES = 8 * 1024 * 1024
 _DUCKDB_MAGIC = b"DUCK"
 
 
-class JournalStore:
+class JournalStore(abc.ABC):
     """What every backend shares: this process's journal (one ``write(2)`` per record), the
     background merges, the ``.alive`` liveness flock, and merging dead writers' journals.
 
@@ -107,21 +108,23 @@ class JournalStore:
     def require_maintainer(self, action: str) -> None:
         """Refuse ``action`` (registering, moving an alias, purging) to someone who may not:
         a file log's permissions are the file system's, so anyone who can write may."""
+        return None
 
+    @abc.abstractmethod
     def _merge_lock(self) -> contextlib.AbstractContextManager[None]:
         """Held around a merge of journals (and while a journal is found wholly merged)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _merge_journals(self, journals: list[str | None], dead_writers: list[str]) -> None:
         """Under the merge lock: apply unmerged journal bytes; mark dead writers' runs."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _merged_bytes(self, journal: str) -> int:
         """How many bytes of ``journal`` the log holds."""
-        raise NotImplementedError
 
     def _release_connections(self) -> None:
-        """Let go of open read connections (before a recovery)."""
+        """Let go of open read connections (before a recovery); none by default."""
+        return None
 
     def _close_connections(self) -> None:
         """Let go of every connection and timer (at close)."""
