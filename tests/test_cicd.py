@@ -166,7 +166,10 @@ def _gitlab_ci_local() -> str:
     debian_command("git", "git")
     npm = shutil.which("npm")
     if npm is None:
-        pytest.skip("npm is missing: gitlab-ci-local is installed from npm")
+        pytest.fail(
+            "npm is missing: the project needs node/npm (it builds the JupyterLab "
+            "extension), and gitlab-ci-local is installed from npm"
+        )
     prefix = GITLAB_CI_LOCAL_HOME / GITLAB_CI_LOCAL
     binary = prefix / "node_modules" / ".bin" / "gitlab-ci-local"
     GITLAB_CI_LOCAL_HOME.mkdir(parents=True, exist_ok=True)

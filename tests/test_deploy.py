@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import subprocess_env
+from conftest import stop_process, subprocess_env
 from dockerfile_parse import DockerfileParser
 from packaging.requirements import Requirement
 
@@ -352,12 +352,7 @@ def test_the_image_start_command_serves_the_exported_model(deployed, tmp_path):
         health[-1] = health[-1].replace(":8080/", f":{port}/")
         assert subprocess.run(health, timeout=30).returncode == 0
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, timeout=30)
 
 
 def test_a_tampered_model_file_stops_the_start_command_with_one_line(deployed, tmp_path):

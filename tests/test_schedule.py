@@ -8,7 +8,6 @@ runs is what was checked.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -23,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import REPO, debian_command, subprocess_env
+from conftest import REPO, debian_command, side_venv, subprocess_env
 
 from mlops_nb.cli import SCHEDULE_TARGETS
 from mlops_nb.pipeline.parameters import load_parameters, resolve
@@ -670,20 +669,7 @@ def airflow_dags(churn, tricky, monitored, tmp_path_factory) -> dict:
 
 def _airflow_python() -> Path:
     """A venv with Airflow made once (about 30 s), apart from ours: its pins clash with ours."""
-    python = AIRFLOW_VENV / "bin" / "python"
-    stamp = AIRFLOW_VENV / "installed.txt"
-    AIRFLOW_VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(AIRFLOW_VENV.parent / "airflow.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test runs wait for one install
-        if not (stamp.exists() and stamp.read_text() == AIRFLOW_VERSION):
-            shutil.rmtree(AIRFLOW_VENV, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
-            airflow = f"apache-airflow=={AIRFLOW_VERSION}"
-            subprocess.run(
-                [python, "-m", "pip", "install", "-q", airflow], check=True, timeout=1200
-            )
-            stamp.write_text(AIRFLOW_VERSION)
-    return python
+    return side_venv(AIRFLOW_VENV, [f"apache-airflow=={AIRFLOW_VERSION}"])
 
 
 _GROOVY_SCRIPT = """
