@@ -49,7 +49,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=12.0, help="per load measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="turns between the servers")
+    parser.add_argument("--rounds", type=int, default=6, help="turns between the servers")
     parser.add_argument("--no-frameworks", action="store_true", help="skip the /ping comparison")
     args = parser.parse_args()
     if shutil.which("uvicorn") is None:
@@ -190,31 +190,36 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def measure(servers: dict, bodies, big, seconds: float, rounds: int) -> dict:
-    """Rounds that take turns between the servers (all started, one loaded at a time), so a
-    change in the machine's other load hits each of them alike."""
+    """Rounds that take turns between the servers (all started, one loaded at a time, the
+    order reversed every other round), so a change in the machine's other load hits each of
+    them alike; the 10,000-row requests take turns the same way."""
     runs: dict[str, dict[str, list]] = {n: {"c1": [], "c32": []} for n in servers}
     batches = {n: [0.0, 0] for n in servers}
     for _, port in servers.values():
         asyncio.run(_load(port, bodies, 32, 1.0))  # warm up
-    for _ in range(rounds):
-        for name, (_, port) in servers.items():
+    for turn in range(rounds):
+        for name in list(servers)[:: 1 if turn % 2 == 0 else -1]:
+            port = servers[name][1]
             runs[name]["c1"].append(asyncio.run(_load(port, bodies, 1, seconds / rounds)))
             before = _batch_counts(port)[0]
             c32 = asyncio.run(_load(port, bodies, 32, seconds / rounds))
             runs[name]["c32"].append(c32)
             batches[name][0] += _batch_counts(port)[0] - before
             batches[name][1] += c32["count"]
+    big_times: dict[str, list[float]] = {n: [] for n in servers if n != "quiet"}
+    for turn in range(9 if big is not None else 0):
+        for name in list(big_times)[:: 1 if turn % 2 == 0 else -1]:
+            big_times[name].append(asyncio.run(_one(servers[name][1], big)))
     out = {}
-    for name, (proc, port) in servers.items():
+    for name, (proc, _port) in servers.items():
         c1 = _pooled(runs[name]["c1"])
         c32 = _pooled(runs[name]["c32"])
         figures = {"c1_p50": c1["p50"], "c1_rps": c1["rps"], "c32_rps": c32["rps"],
                    "c32_p99": c32["p99"], "rss_mb": _rss(proc.pid) / 1e6}  # fmt: skip
         calls, answered = batches[name]
         figures["mean_batch"] = answered / calls if calls else float("nan")
-        if big is not None and name != "quiet":
-            times = [asyncio.run(_one(port, big)) for _ in range(5)]
-            figures["big_rows_s"] = 10_000 / statistics.median(times)
+        if big_times.get(name):
+            figures["big_rows_s"] = 10_000 / statistics.median(big_times[name])
         errors = c1["errors"] + c32["errors"]
         print(f"{name}: c1 p50 {c1['p50']:.2f} ms, c32 {c32['rps']:.0f} req/s "
               f"(p99 {c32['p99']:.1f} ms), non-200 answers: {errors}")  # fmt: skip

@@ -158,6 +158,20 @@ class Log:
         self._store.merge_interval = float(seconds)
         self._store.flush_before_reads = flush_before_reads
 
+    def change_token(self) -> Any:
+        """A value that differs after any later change to the log (None when that can't be
+        told without a query): lets a poller skip reading a log nobody wrote to."""
+        return self._store.change_token()
+
+    def merge_in_helper_process(self, seconds: float) -> None:
+        """Merge this process's records from a helper process every ``seconds`` instead of a
+        background thread: for a busy writer that never reads its own records back (a model
+        server), so merging costs it neither CPU time nor the GIL. Records stay durable once
+        journaled; ``close`` (or this process's death) ends the helper after a last merge."""
+        if not seconds > 0:
+            raise ValueError(f"the merge interval must be positive, got {seconds!r}")
+        self._store.merge_in_helper_process(self.location, float(seconds))
+
     def flush(self) -> None:
         """Merge everything recorded so far into the log file now."""
         self._store.flush()
@@ -391,6 +405,10 @@ class Log:
         """Journal one row of a record table not tied to a run (requests, feedback, gate
         results): one write, durable when this returns, merged within a second."""
         self._store.append({"op": "row", "table": table, "row": dict(row)})
+
+    def record_rows(self, table: str, rows: list[Mapping[str, Any]]) -> None:
+        """``record`` for several rows at once, with one write."""
+        self._store.append_many([{"op": "row", "table": table, "row": dict(r)} for r in rows])
 
     def gate_results(self, run_id: str) -> pd.DataFrame:
         """The acceptance-gate conditions checked for a run (one row each), oldest first."""

@@ -45,6 +45,7 @@ import json
 import math
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -103,6 +104,8 @@ class JournalStore(abc.ABC):
         self._unmerged_records = 0  # journaled since the last merge (what a loss would lose)
         self.before_close: list[Callable[[], None]] = []
         self.read_cache: dict[str, Any] = {}  # facts derived from the log while it can't change
+        self._merger: subprocess.Popen[bytes] | None = None  # see merge_in_helper_process
+        self._merged_sizes: dict[str, int] = {}  # a helper's view: journal bytes merged so far
 
     # ------------------------------------------------------------------ what a backend adds
     def require_maintainer(self, action: str) -> None:
@@ -126,6 +129,11 @@ class JournalStore(abc.ABC):
         """Let go of open read connections (before a recovery); none by default."""
         return None
 
+    def change_token(self) -> Any:
+        """Something that differs after any later change to the log, or None when that can't
+        be told cheaply (then ask the log itself)."""
+        return None
+
     def _close_connections(self) -> None:
         """Let go of every connection and timer (at close)."""
         self._release_connections()
@@ -137,20 +145,34 @@ class JournalStore(abc.ABC):
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._alive_fd = self._journal_fd = None
+        if self._merger is not None and self._merger.stdin is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._merger.stdin.fileno())  # the parent's helper is not ours
+        self._merger = None
         self._stopping = True
 
     # ------------------------------------------------------------------ writing
     def append(self, record: dict[str, Any]) -> None:
         """Append one record to this process's journal; durable when this returns."""
-        line = _journal_line(record)
+        self.append_many([record])
+
+    def append_many(self, records: list[dict[str, Any]]) -> None:
+        """Append records with one ``write(2)``; all durable when this returns."""
+        if not records:
+            return
+        lines = b"".join(_journal_line(record) for record in records)
         with self._append_mutex:
             if self._journal_fd is None:
                 self._open_journal()
             assert self._journal_fd is not None
-            os.write(self._journal_fd, line)
-            self._appended += len(line)
-            self._unmerged_records += 1
-        if not self._gone:
+            _write_all(self._journal_fd, lines)
+            self._appended += len(lines)
+            self._unmerged_records += len(records)
+            if self._merger is not None and self._appended >= JOURNAL_ROTATE_BYTES:
+                os.close(self._journal_fd)  # the helper deletes it once merged
+                self._journal_fd = None
+                self._open_journal()
+        if not self._gone and self._merger is None:
             self._dirty.set()
 
     def become_writer(self) -> str:
@@ -172,8 +194,59 @@ class JournalStore(abc.ABC):
         temporary = self.journal_dir / (name + ".tmp")
         feather.write_feather(table, temporary, compression="uncompressed")
         os.replace(temporary, final)
-        self._bulk_tables[name] = table  # merged from memory; the file is for recovery
+        if self._merger is None:  # merged from memory; the file is for recovery (and helpers)
+            self._bulk_tables[name] = table
         self.append({"op": op, "file": name, **fields})
+
+    def merge_in_helper_process(self, location: str, seconds: float) -> None:
+        """Leave this process's merges to a helper process (``mlops_nb.log.merger``) that
+        merges its journals every ``seconds``: a busy server then spends no CPU time and no
+        GIL on merging, and records are as durable as before (journaled before the call
+        returns). The helper makes a last merge and exits when this process closes the store
+        or dies; ``close`` merges whatever is left."""
+        if self._merger is not None:
+            return
+        writer = self.become_writer()
+        self._merger = subprocess.Popen(
+            [sys.executable, "-m", "mlops_nb.log.merger", location, writer, str(seconds)],
+            stdin=subprocess.PIPE,
+        )
+        self.flush_before_reads = False
+
+    def merge_writer_journals(self, writer: str) -> bool:
+        """For a helper: merge the journals of live ``writer`` that grew since the last call,
+        and delete the ones it has moved on from once they are wholly merged; True if any."""
+        journals = sorted(
+            (p.name for p in self.journal_dir.glob(f"{writer}.*.jsonl")),
+            key=lambda name: int(name.rsplit(".", 2)[1]),
+        )
+        sizes = {name: _size(self.journal_dir / name) for name in journals}
+        grown = [n for n in journals if sizes[n] != self._merged_sizes.get(n)]
+        if not grown:
+            return False
+        with self._mutex:
+            self._release_connections()
+            with self._merge_lock():
+                self._merge_journals(grown, dead_writers=[])
+        self._merged_sizes.update(sizes)
+        for name in journals[:-1]:  # the writer has moved on to a newer journal
+            if self._merged_bytes(name) == sizes[name]:
+                (self.journal_dir / name).unlink(missing_ok=True)
+                self._merged_sizes.pop(name, None)
+        return True
+
+    def _stop_merger(self) -> None:
+        """Tell the helper to make its last merge (end of its input) and wait for it."""
+        merger, self._merger = self._merger, None
+        if merger is None:
+            return
+        with contextlib.suppress(OSError):
+            merger.stdin.close()  # type: ignore[union-attr]
+        try:
+            merger.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            merger.kill()
+            merger.wait()
 
     def load_bulk(self, path: Path) -> pa.Table:
         """A bulk batch: still in memory when this process wrote it, else from its file."""
@@ -229,6 +302,11 @@ class JournalStore(abc.ABC):
             self._dirty.clear()
             with self._append_mutex:
                 journals = [self._journal_name]
+                if self._merger is None and self._journal_seq > 1:  # a helper's leftovers
+                    journals = sorted(
+                        (p.name for p in self.journal_dir.glob(f"{self.writer_id}.*.jsonl")),
+                        key=lambda name: int(name.rsplit(".", 2)[1]),
+                    )
                 rotate = self._appended >= JOURNAL_ROTATE_BYTES
                 merging = self._unmerged_records
             if not merging:
@@ -316,6 +394,7 @@ class JournalStore(abc.ABC):
         for callback in list(self.before_close):
             with contextlib.suppress(Exception):
                 callback()
+        self._stop_merger()
         self._stopping = True
         self._dirty.set()
         if self._flusher is not None and self._flusher is not threading.current_thread():
@@ -442,6 +521,21 @@ class Store(JournalStore):
             finally:
                 con.close()
         return row[0] if row else 0
+
+    def change_token(self) -> Any:
+        """The file's and its WAL's modification times and sizes, once both are at least a
+        second old: a later write then gets a later time even on a coarse file-system clock."""
+        token = []
+        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+            try:
+                found = path.stat()
+            except FileNotFoundError:
+                token.append(None)
+                continue
+            if time.time_ns() - found.st_mtime_ns < 1_000_000_000:
+                return None
+            token.append((found.st_mtime_ns, found.st_size, found.st_ino))
+        return tuple(token)
 
     def _merge_journals(self, journals: list[str | None], dead_writers: list[str]) -> None:
         """Under the exclusive lock: apply unmerged journal bytes; mark dead writers' runs."""
@@ -692,6 +786,20 @@ def _locked_elsewhere(path: Path, flags: int) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """One ``write(2)`` in practice; more only if the kernel takes part of a large one."""
+    written = os.write(fd, data)
+    while written < len(data):
+        written += os.write(fd, data[written:])
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return -1
 
 
 def _first_line(error: BaseException) -> str:

@@ -74,6 +74,7 @@ class ServedModel:
         self._poll_s = poll_s
         self._on_switch = on_switch
         self._refused: set[int] = set()  # versions that failed to load: not retried
+        self._unchanged_since: Any = None  # the log's change token at the last check
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -92,7 +93,11 @@ class ServedModel:
     def check_alias(self) -> bool:
         """Load and switch to the version the alias points at now; True when it switched."""
         assert self._ref is not None and self._ref.alias is not None
+        token = self._log.change_token()  # a stat, where the query opens the file
+        if token is not None and token == self._unchanged_since:
+            return False
         record = self._log.model_version(self._ref.name, alias=self._ref.alias)
+        self._unchanged_since = token
         if record is None:
             return False
         version = int(record["version"])
