@@ -122,7 +122,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--runs-each", type=int, default=50)
-    parser.add_argument("--search-runs", type=int, default=100_000)
+    parser.add_argument("--search-runs", type=int, default=100_000,
+                        help="runs for the search and sidebar parts (0 skips both)")
     parser.add_argument("--no-mlflow", action="store_true")
     parser.add_argument("--no-sidebar", action="store_true")
     args = parser.parse_args()
@@ -138,10 +139,11 @@ def main() -> int:
             mlflow = None if args.no_mlflow else _start_mlflow(postgres, s3, work)
             try:
                 bench_writers(ours, mlflow, args.writers, args.runs_each, postgres)
-                search_env = _our_env(postgres, s3, "search", work / "spool-search")
-                _team(search_env, "init", "--data", s3.url("search"))
-                bench_search(search_env, mlflow, args.search_runs, args.writers, postgres)
-                if not args.no_sidebar:
+                if args.search_runs > 0:  # 0: the writers part only
+                    search_env = _our_env(postgres, s3, "search", work / "spool-search")
+                    _team(search_env, "init", "--data", s3.url("search"))
+                    bench_search(search_env, mlflow, args.search_runs, args.writers, postgres)
+                if args.search_runs > 0 and not args.no_sidebar:
                     bench_sidebar(search_env, work, args.search_runs)
             finally:
                 if mlflow is not None:

@@ -504,3 +504,75 @@ def test_maintain_while_writers_write_loses_nothing_and_doubles_nothing(postgres
     }
     assert "expired snapshots" in maintained[-1]
     assert "deleted files no snapshot needs" in cli(env, "team", "maintain").stdout
+
+
+# ---------------------------------------------------------------------- the kept run table
+KEPT_RUN_TABLE = textwrap.dedent(
+    """
+    import json
+    import mlops_nb as mn
+    from mlops_nb.log.lake import RunTable
+
+    log = mn.open_log()
+    store = log._store
+
+    def record(i, **extra):
+        with log.start_run(experiment="kept", params={"lr": 0.1 * i, "kind": f"k{i % 2}",
+                           **extra}) as run:
+            run.log_metrics({"loss": 1.0 / (i + 1)})
+        log.flush()
+
+    def step(name):
+        found = log.runs(where="params.kind = 'k1'", order_by="metrics.loss DESC")
+
+        def kept_and_rebuilt(con):  # the kept table against one built afresh, same snapshot
+            kept_name, _ = store.run_values(con)
+            kept = con.execute(f"SELECT * FROM {kept_name} ORDER BY run_id").fetchall()
+            fresh_name, _ = RunTable().relation(con)
+            return kept, con.execute(f"SELECT * FROM {fresh_name} ORDER BY run_id").fetchall()
+
+        kept, rebuilt = store.read(kept_and_rebuilt)
+        return {"name": name, "found": found["run_id"].tolist(),
+                "losses": found["metrics.loss"].tolist(), "status": found["status"].tolist(),
+                "same": repr(kept) == repr(rebuilt), "snapshot": store._run_table.snapshot,
+                "builds": store._run_table.builds,
+                "columns": sorted(c for c in found.columns if c.startswith("params."))}
+
+    steps = []
+    for i in range(4):
+        record(i)
+    steps.append(step("first"))
+    record(5)                                               # a new run: brought forward
+    steps.append(step("new run"))
+    open_run = log.start_run(experiment="kept", params={"lr": 0.0, "kind": "k1"})
+    open_run.log_metrics({"loss": 50.0})
+    log.flush()
+    steps.append(step("running"))
+    open_run.log_metrics({"loss": 99.0})                    # its latest metric moves
+    open_run.end()
+    log.flush()
+    steps.append(step("ended"))
+    record(7, extra_param=3)                                # a new column: built again
+    steps.append(step("new column"))
+    print(json.dumps(steps))
+    """
+)
+
+
+def test_the_kept_run_table_follows_every_change_of_the_lake(postgres_server, tmp_path):
+    dbname = new_database(postgres_server)
+    env = team_env(postgres_server, dbname, tmp_path / "spool")
+    cli(env, "team", "init", "--data", str(tmp_path / "shared"))
+    first, new_run, running, ended, new_column = json.loads(script(env, KEPT_RUN_TABLE))
+    for step in (first, new_run, running, ended, new_column):
+        assert step["same"], step["name"]  # kept == built afresh at the same snapshot
+    assert len(first["found"]) == 2 and len(new_run["found"]) == 3
+    assert new_run["snapshot"] > first["snapshot"]
+    # built once, brought forward through new runs and moving metrics, built again for a column
+    assert [step["builds"] for step in (first, new_run, running, ended)] == [1, 1, 1, 1]
+    assert new_column["builds"] == 2
+    assert running["losses"][0] == 50.0 and running["status"][0] == "running"
+    assert ended["losses"][0] == 99.0 and ended["status"][0] == "finished"
+    assert ended["found"][0] == running["found"][0]
+    assert len(new_column["found"]) == 5
+    assert new_column["columns"] == ["params.extra_param", "params.kind", "params.lr"]

@@ -138,12 +138,17 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def view_query(
-    kinds_by_name: dict[str, set[str]], metric_keys: Iterable[str], prefix: str
+    kinds_by_name: dict[str, set[str]],
+    metric_keys: Iterable[str],
+    prefix: str,
+    only_given_runs: bool = False,
 ) -> tuple[str, dict[str, str]]:
     """The query a team lake reads instead of ``store.run_values``, and its param and metric
     columns with their types: the same as the table's, pivoted from ``<prefix>store.runs``,
     ``params`` and ``latest_metrics`` when it is read (a lake cannot widen a column's type,
-    and each ALTER would cost a catalog table)."""
+    and each ALTER would cost a catalog table). ``only_given_runs``: of the runs in the
+    ``$ids`` list parameter alone, filtered in every source (not after the pivot)."""
+    where = " WHERE run_id IN (SELECT unnest($ids::VARCHAR[]))" if only_given_runs else ""
     params = {
         f"params.{name}": _widen(None, kinds) for name, kinds in sorted(kinds_by_name.items())
     }
@@ -164,17 +169,17 @@ def view_query(
         'r.user_name AS "user", r.host, r.pid, r.source, r.notebook_path, r.notebook_hash, '
         "r.git_commit, r.git_dirty, r.parent_run_id, r.error"
         + "".join(f", {column}" for column in columns)
-        + f" FROM {prefix}store.runs r"
+        + f" FROM (SELECT * FROM {prefix}store.runs{where}) r"
     )
     if param_fields:
         sql += (
-            f" LEFT JOIN (SELECT run_id, {', '.join(param_fields)} FROM {prefix}store.params "
-            "GROUP BY run_id) p ON p.run_id = r.run_id"
+            f" LEFT JOIN (SELECT run_id, {', '.join(param_fields)} FROM {prefix}store.params"
+            f"{where} GROUP BY run_id) p ON p.run_id = r.run_id"
         )
     if metric_fields:
         sql += (
             f" LEFT JOIN (SELECT run_id, {', '.join(metric_fields)} FROM "
-            f"{prefix}store.latest_metrics GROUP BY run_id) m ON m.run_id = r.run_id"
+            f"{prefix}store.latest_metrics{where} GROUP BY run_id) m ON m.run_id = r.run_id"
         )
     return sql, {**params, **{column: "DOUBLE" for column in metrics}}
 
