@@ -516,9 +516,9 @@ KEPT_RUN_TABLE = textwrap.dedent(
     log = mn.open_log()
     store = log._store
 
-    def record(i, **extra):
+    def record(i, tags=None, **extra):
         with log.start_run(experiment="kept", params={"lr": 0.1 * i, "kind": f"k{i % 2}",
-                           **extra}) as run:
+                           **extra}, tags=tags) as run:
             run.log_metrics({"loss": 1.0 / (i + 1)})
         log.flush()
 
@@ -536,7 +536,8 @@ KEPT_RUN_TABLE = textwrap.dedent(
                 "losses": found["metrics.loss"].tolist(), "status": found["status"].tolist(),
                 "same": repr(kept) == repr(rebuilt), "snapshot": store._run_table.snapshot,
                 "builds": store._run_table.builds,
-                "columns": sorted(c for c in found.columns if c.startswith("params."))}
+                "columns": sorted(c for c in found.columns if c.startswith("params.")),
+                "tags": found["tags"].tolist()}
 
     steps = []
     for i in range(4):
@@ -554,6 +555,8 @@ KEPT_RUN_TABLE = textwrap.dedent(
     steps.append(step("ended"))
     record(7, extra_param=3)                                # a new column: built again
     steps.append(step("new column"))
+    record(9, tags={"owner": "bob"})                        # the first tag: brought forward
+    steps.append(step("tagged"))
     print(json.dumps(steps))
     """
 )
@@ -563,8 +566,9 @@ def test_the_kept_run_table_follows_every_change_of_the_lake(postgres_server, tm
     dbname = new_database(postgres_server)
     env = team_env(postgres_server, dbname, tmp_path / "spool")
     cli(env, "team", "init", "--data", str(tmp_path / "shared"))
-    first, new_run, running, ended, new_column = json.loads(script(env, KEPT_RUN_TABLE))
-    for step in (first, new_run, running, ended, new_column):
+    steps = json.loads(script(env, KEPT_RUN_TABLE))
+    first, new_run, running, ended, new_column, tagged = steps
+    for step in steps:
         assert step["same"], step["name"]  # kept == built afresh at the same snapshot
     assert len(first["found"]) == 2 and len(new_run["found"]) == 3
     assert new_run["snapshot"] > first["snapshot"]
@@ -576,3 +580,5 @@ def test_the_kept_run_table_follows_every_change_of_the_lake(postgres_server, tm
     assert ended["found"][0] == running["found"][0]
     assert len(new_column["found"]) == 5
     assert new_column["columns"] == ["params.extra_param", "params.kind", "params.lr"]
+    assert not any(new_column["tags"])
+    assert tagged["builds"] == 2 and {"owner": "bob"} in tagged["tags"]

@@ -938,7 +938,7 @@ def _run_columns(con: duckdb.DuckDBPyConnection, store: JournalStore) -> dict[st
     cache = store.read_cache
     if "columns" not in cache:  # valid while this read-only connection lives
         cache["relation"], cache["columns"] = store.run_values(con)
-        cache["has_tags"] = bool(con.execute("SELECT count(*) FROM store.tags").fetchone()[0])
+        cache["has_tags"] = store.any_run_tags(con)
     return cache["columns"]
 
 

@@ -35,14 +35,15 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_nb.errors import LogVersionError, MlopsError
-from mlops_nb.log import apply, roles, schema, wide
+from mlops_nb.log import apply, erasure, roles, schema, wide
+from mlops_nb.log.erasure import DB_USER_VARIABLE
 from mlops_nb.log.location import TeamLocation, local_anchor, parse_team_location
 from mlops_nb.log.sqltext import literal
 from mlops_nb.log.store import _ALL_STORES, JournalStore, host_name
@@ -157,6 +158,7 @@ class LakeStore(JournalStore):
         self._wide_key: Any = None
         self._wide: tuple[str, dict[str, str]] | None = None
         self._run_table: RunTable | None = None  # the wide run relation, kept in memory
+        self._reader: tuple[Any, duckdb.DuckDBPyConnection] | None = None  # (connection, cursor)
         self._blobs_sent: set[str] = set()
         self._as_of = threading.local()  # the snapshot this thread's read_as_of reads
         self._session: tuple[Any, dict[str, Any]] | None = None  # (connection, who it is)
@@ -272,6 +274,7 @@ class LakeStore(JournalStore):
 
     def _merge_journals(self, journals: list[str | None], dead_writers: list[str]) -> None:
         db_user = self.database_user()
+        silent_found = self._silent_runs_found()  # before the lock: others wait while we hold it
 
         def merge(con: duckdb.DuckDBPyConnection) -> list[Path]:
             consumed: list[Path] = []
@@ -283,7 +286,8 @@ class LakeStore(JournalStore):
             for writer in dead_writers:
                 apply.mark_crashed(con, writer, self._last_activity(writer), lake=True)
             self._beat(con)
-            self._mark_silent_writers(con)
+            if silent_found:
+                self._mark_silent_writers(con, force=True)
             return consumed
 
         for bulk in self.locked(merge):
@@ -306,9 +310,12 @@ class LakeStore(JournalStore):
     # ------------------------------------------------------------------ crashes
     def _beat(self, con: duckdb.DuckDBPyConnection, force: bool = False) -> None:
         """This writer's heartbeat, in the merge's transaction (every other merge skips it
-        while the last one is fresh: a statement less)."""
+        while the last one is fresh: a statement less). Only a writer with open runs needs
+        one: once its runs are ended, nothing of it can read ``crashed``."""
         now = time.monotonic()
         if self.writer_id is None or (not force and now - self._last_beat < heartbeat_s() / 2):
+            return
+        if not force and not self._open_runs:
             return
         self._beat_pending = now
         apply.replace_row(con, "writers", {
@@ -338,17 +345,22 @@ class LakeStore(JournalStore):
         )
         return int(row[0])
 
-    def _check_crashes_before_read(self) -> None:
-        """A reader's share of crash detection: one cheap query; the update only when due."""
+    def _silent_runs_found(self) -> bool:
+        """Whether a crash check is due (at most every heartbeat period) and finds silent
+        writers' runs: one query in a read of its own, outside the merge lock."""
         if time.monotonic() - self._last_crash_check < heartbeat_s():
-            return
+            return False
         self._last_crash_check = time.monotonic()
         silent = _SILENT_RUNS.format(writer=literal(self.writer_id or ""))
         cutoff = _utc(time.time() - crash_timeout_s())
-        row = self._with_cursor(
+        row = self._retrying(lambda: self._with_cursor(
             lambda con: con.execute(f"SELECT count(*) FROM ({silent})", [cutoff]).fetchone()
-        )
-        if row and row[0]:
+        ))  # fmt: skip
+        return bool(row and row[0])
+
+    def _check_crashes_before_read(self) -> None:
+        """A reader's share of crash detection: one cheap query; the update only when due."""
+        if self._silent_runs_found():
             with self._mutex:
                 try:
                     self.locked(lambda con: self._mark_silent_writers(con, force=True))
@@ -447,14 +459,21 @@ class LakeStore(JournalStore):
         self._check_crashes_before_read()
         with self._mutex:  # one read at a time per process, as with a file: read_cache is shared
             self.read_cache.clear()  # the lake may have changed since the last read
-            cursor = self._cursor()
+            cursor = self._read_cursor()
             try:
                 cursor.execute("BEGIN TRANSACTION")
                 return query(cursor)
             finally:
                 with contextlib.suppress(duckdb.Error):
                     cursor.execute("ROLLBACK")
-                cursor.close()
+
+    def _read_cursor(self) -> duckdb.DuckDBPyConnection:
+        """The cursor reads use, kept while its connection lives (under ``_mutex``): a new
+        cursor's ``USE`` costs a catalog round trip, about as long as the search itself."""
+        database = self._connection()
+        if self._reader is None or self._reader[0] is not database:
+            self._reader = (database, self._cursor())
+        return self._reader[1]
 
     def run_values(self, con: duckdb.DuckDBPyConnection) -> tuple[str, dict[str, str]]:
         """One row per run with a column per param and latest metric (what the file
@@ -485,6 +504,13 @@ class LakeStore(JournalStore):
                 self._wide, self._wide_key = (f"({query})", columns), key
             return self._wide[0], dict(self._wide[1])
 
+    def any_run_tags(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Kept by the run table (a count of the lake's tags costs a scan per search)."""
+        table = self._run_table
+        if getattr(self._as_of, "option", None) is not None or table is None:
+            return super().any_run_tags(con)
+        return table.any_tags
+
     def read_as_of(self, when: Any, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run ``query`` on the lake as it was at ``when`` (see ``snapshot_option``): a
         read-only ATTACH of that snapshot, views included, on a connection of its own."""
@@ -511,16 +537,19 @@ class LakeStore(JournalStore):
                 con.close()
 
     def write(self, change: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """Not yet for a team log: purges and erasures delete files in one machine's artifact
-        folder, and the lake keeps artifacts elsewhere (and they are a maintainer's)."""
-        self.require_maintainer("purging or forgetting records")
-        raise TeamLogError(
-            "purge, forget and retention are not supported on a team log yet "
-            f"({self.location}): use a local log, or ask the team's administrator"
-        )
+        """Run ``change`` (a purge, an erasure, a setting: a maintainer's) on the lake while
+        holding the team's merge lock, so it never interleaves with a merge; it manages its
+        own transactions (log/erasure.py). This process's journal is merged first."""
+        self.require_maintainer("purging, forgetting or setting retention")
+        self.ensure_ready(create=False)
+        self.flush()
+        with self._mutex:
+            return write_locked(self._connection, change, self.database_user(), self._reconnect)
 
     def compact(self) -> None:
-        raise TeamLogError("compaction of a team log is 'mlops-nb team maintain'")
+        """Nothing to rewrite here: a lake's deleted values stay in its older snapshots and
+        files until ``mlops-nb team maintain`` rewrites and expires them (an administrator's;
+        see ``ERASURE_COMPLETE``)."""
 
     # ------------------------------------------------------------------ closing
     def _close_connections(self) -> None:
@@ -528,6 +557,7 @@ class LakeStore(JournalStore):
         self._open_runs.clear()
         with self._connect_mutex:
             database, self._database = self._database, None
+        self._reader = None
         if database is not None:
             with contextlib.suppress(duckdb.Error):
                 database.close()
@@ -577,6 +607,7 @@ class RunTable:
         self.keys: set[str] = set()
         self.columns: dict[str, str] = {}
         self.builds = 0  # whole pivots so far (the rest were brought forward)
+        self.any_tags = False  # does any run have a tag (once true, kept true)
 
     def relation(self, con: duckdb.DuckDBPyConnection) -> tuple[str, dict[str, str]]:
         """Bring the table to ``con``'s snapshot, register it on ``con``, name it."""
@@ -598,6 +629,9 @@ class RunTable:
             f"SELECT DISTINCT key FROM {LAKE_ALIAS}.store.latest_metrics").fetchall()}  # fmt: skip
         query, columns = wide.view_query(kinds, keys, f"{LAKE_ALIAS}.")
         self.table = con.execute(query).fetch_arrow_table()
+        self.any_tags = bool(
+            con.execute(f"SELECT count(*) FROM {LAKE_ALIAS}.store.tags").fetchone()[0]  # type: ignore[index]
+        )
         self.kinds, self.keys, self.columns, self.snapshot = kinds, keys, columns, snapshot
         self.builds += 1
 
@@ -620,6 +654,10 @@ class RunTable:
             ).fetchall()
             new_keys = {row[0] for row in con.execute(
                 f"SELECT DISTINCT key FROM {changes('latest_metrics')}").fetchall()}  # fmt: skip
+            if not self.any_tags:
+                self.any_tags = bool(
+                    con.execute(f"SELECT count(*) FROM {changes('tags')}").fetchone()[0]  # type: ignore[index]
+                )
         except duckdb.Error:
             return False  # e.g. the snapshots in between were expired
         if not new_keys <= self.keys:
@@ -636,6 +674,73 @@ class RunTable:
             self.table = pa.concat_tables([kept, fresh.cast(kept.schema)])
         self.snapshot = snapshot
         return True
+
+
+# what a purge or forget on a team log leaves to do, said with its result
+ERASURE_COMPLETE = (
+    "the removed values stay readable in the team log's older snapshots (--as-of) and files "
+    "until an administrator runs mlops-nb team maintain --keep 0s (or a maintenance's kept "
+    "period has passed)"
+)
+
+
+def write_locked(
+    connection: Callable[[], duckdb.DuckDBPyConnection],
+    change: Callable[[duckdb.DuckDBPyConnection], T],
+    db_user: str | None,
+    reconnect: Callable[[], None] | None = None,
+) -> T:
+    """``change`` on a cursor of the lake while the team's merge lock is held (the cursor
+    names ``db_user`` for the audit trail). Run again on a fresh connection after a lost one
+    only while it had sent no COMMIT: after one, whether it landed is unknown."""
+    for attempt in range(MERGE_ATTEMPTS):
+        watched: _CommitWatch | None = None
+        try:
+            with _merge_lock_held(connection()) as check_lock:
+                cursor = connection().cursor()
+                try:
+                    cursor.execute(f"USE {LAKE_ALIAS}")
+                    if db_user:
+                        cursor.execute(f"SET VARIABLE {DB_USER_VARIABLE} = {literal(db_user)}")
+                    watched = _CommitWatch(cursor, check_lock)
+                    return change(cast(duckdb.DuckDBPyConnection, watched))
+                finally:
+                    cursor.close()
+        except duckdb.Error as error:
+            if _REFUSED.search(str(error)) or not _lost_connection(error):
+                raise
+            if watched is not None and watched.committed:
+                raise TeamLogError(
+                    "the connection to the team log was lost while committing: look at the "
+                    "erasures view to see whether it was recorded, and run it again if not"
+                ) from None
+            if attempt == MERGE_ATTEMPTS - 1:
+                raise
+            if reconnect is not None:
+                reconnect()
+            time.sleep(min(0.05 * 2**attempt, 2.0))
+    raise AssertionError("unreachable")
+
+
+class _CommitWatch:
+    """The cursor a write's change gets: before a COMMIT it checks the merge lock is still
+    held, and it remembers that a COMMIT was sent (a retry would then risk doing it twice)."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, check_lock: Callable[[], None]):
+        self._cursor = cursor
+        self._check_lock = check_lock
+        self.committed = False
+
+    def execute(self, query: str, parameters: Any = None) -> duckdb.DuckDBPyConnection:
+        if query.lstrip().upper().startswith("COMMIT"):
+            self._check_lock()
+            self.committed = True
+        if parameters is None:
+            return self._cursor.execute(query)
+        return self._cursor.execute(query, parameters)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
 
 
 def run_locked(
@@ -897,10 +1002,12 @@ def _set_inlining(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def maintain(location: str, keep_s: float) -> list[str]:
-    """Flush inlined rows to Parquet, merge small files, expire snapshots older than
-    ``keep_s`` seconds and delete the files nothing references any more. Safe while others
-    write: each step holds the merge lock (so it never conflicts with a merge's updates; the
-    writers' records wait in their journals meanwhile) and is retried as a merge is."""
+    """Apply the retention policy (when there is one), flush inlined rows to Parquet, rewrite
+    the files holding deleted rows (so erased values leave the current files), merge small
+    files, expire snapshots older than ``keep_s`` seconds and delete the files nothing
+    references any more. Safe while others write: each step holds the merge lock (so it never
+    conflicts with a merge's updates; the writers' records wait in their journals meanwhile)
+    and is retried as a merge is."""
     team = parse_team_location(location)
     con = connect(team)
     done = []
@@ -911,6 +1018,8 @@ def maintain(location: str, keep_s: float) -> list[str]:
         steps = [
             ("flushed inlined rows to Parquet",
              f"CALL ducklake_flush_inlined_data('{LAKE_ALIAS}')"),
+            ("rewrote files holding deleted rows",
+             f"CALL ducklake_rewrite_data_files('{LAKE_ALIAS}', delete_threshold => 0)"),
             ("merged adjacent files", f"CALL ducklake_merge_adjacent_files('{LAKE_ALIAS}')"),
             ("expired snapshots older than the kept period",
              f"CALL ducklake_expire_snapshots('{LAKE_ALIAS}', "
@@ -921,6 +1030,7 @@ def maintain(location: str, keep_s: float) -> list[str]:
         cutoff = _utc(time.time() - keep_s)
         forgotten = run_locked(lambda: con, lambda cursor: _forget_writers(cursor, cutoff))
         done.append(f"forgot writers silent for the kept period: {forgotten}")
+        done += _apply_retention(con, location)
         for label, statement in steps:
             rows = run_locked(
                 lambda: con, lambda cursor, sql=statement: cursor.execute(sql).fetchall()
@@ -929,6 +1039,25 @@ def maintain(location: str, keep_s: float) -> list[str]:
     finally:
         con.close()
     return done
+
+
+def _apply_retention(con: duckdb.DuckDBPyConnection, location: str) -> list[str]:
+    """The team log's retention policy, applied by maintenance (never at a reader's or a
+    writer's open: the whole team opens the log); checkpoint files go from this machine."""
+    user_row = con.execute(_SESSION_QUERY).fetchone()
+    anchor = local_anchor(location)
+    removed = write_locked(
+        lambda: con,
+        lambda cursor: erasure.apply_retention(cursor, anchor),
+        user_row[0] if user_row else None,
+    )
+    if removed is None:
+        return []
+    counts = ", ".join(
+        f"{removed.get(kind, 0)} {kind.replace('_', ' ')}"
+        for kind in ("checkpoints", "request_payloads", "artifacts")
+    )
+    return [f"applied the retention policy: removed {counts}"]
 
 
 def _forget_writers(con: duckdb.DuckDBPyConnection, before: datetime) -> int:

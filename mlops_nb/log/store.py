@@ -129,6 +129,10 @@ class JournalStore(abc.ABC):
         """Let go of open read connections (before a recovery); none by default."""
         return None
 
+    def any_run_tags(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Whether any run has a tag (else a run search skips reading them)."""
+        return bool(con.execute("SELECT count(*) FROM store.tags").fetchone()[0])
+
     def change_token(self) -> Any:
         """Something that differs after any later change to the log, or None when that can't
         be told cheaply (then ask the log itself)."""
