@@ -12,6 +12,7 @@ Imports of jupyter_server and tornado happen when the extension loads, so the pi
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from traitlets import Float, Int
@@ -42,7 +43,7 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     """Register the handlers; everything they need is kept in the tornado settings."""
     from jupyter_server.utils import url_path_join
 
-    from mlops_nb.server.handlers import ROUTES
+    from mlops_nb.server.handlers import ROUTES, warm_team_log
     from mlops_nb.server.processes import ProcessRegistry
 
     settings = MlopsNbExtension(parent=server_app)
@@ -61,6 +62,9 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
         for pattern, handler in ROUTES
     ]
     web_app.add_handlers(".*$", handlers)
+    threading.Thread(
+        target=warm_team_log, args=(str(server_app.root_dir),), name="mlops-nb-warm", daemon=True
+    ).start()
     server_app.log.info(
         "mlops_nb: REST API at %s (at most %d pipeline runs at once)",
         url_path_join(base_url, "mlops-nb", "api"), settings.max_pipeline_runs,
