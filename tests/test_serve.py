@@ -467,3 +467,30 @@ def test_predict_scores_a_csv_in_chunks_and_records_every_chunk(registry, tmp_pa
     assert "unseen category 'weekly'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "no.csv").exists()
+
+
+# ---------------------------------------------------------------------- large batches
+@pytest.mark.parametrize("kind", ["dense", "sparse", "pandas", "bare forest"])
+def test_a_large_batch_cut_across_cores_predicts_exactly_as_one_call(kind):
+    """The transformers run once; only the final estimator's rows are cut into slices."""
+    from mlops_nb.registry.load import LoadedModel
+    from mlops_nb.registry.signature import Signature
+    from mlops_nb.serve.model import _PARALLEL_ROWS, predict_frame
+
+    frame, target = churn_frame(3 * _PARALLEL_ROWS, seed=4)
+    forest = RandomForestClassifier(n_estimators=30, max_depth=6, random_state=0)
+    if kind == "bare forest":
+        frame = frame.drop(columns=CATEGORIES)
+        pipeline = forest
+    else:
+        encode = ColumnTransformer(
+            [("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=kind == "sparse"),
+              CATEGORIES)],
+            remainder=StandardScaler(), sparse_threshold=1.0 if kind == "sparse" else 0.0,
+        )  # fmt: skip
+        if kind == "pandas":
+            encode.set_output(transform="pandas")
+        pipeline = Pipeline([("prepare", encode), ("model", forest)])
+    pipeline.fit(frame, target)
+    model = LoadedModel("m", 1, pipeline, Signature([]))
+    assert np.array_equal(predict_frame(model, frame), pipeline.predict(frame))
