@@ -582,3 +582,77 @@ def test_the_kept_run_table_follows_every_change_of_the_lake(postgres_server, tm
     assert new_column["columns"] == ["params.extra_param", "params.kind", "params.lr"]
     assert not any(new_column["tags"])
     assert tagged["builds"] == 2 and {"owner": "bob"} in tagged["tags"]
+
+
+# ---------------------------------------------------------------------- a served model
+REGISTER_SMALL_MODEL = textwrap.dedent(
+    """
+    import numpy as np, pandas as pd
+    from sklearn.ensemble import RandomForestClassifier
+    import mlops_nb as mn
+    from mlops_nb.registry.register import register_pipeline
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"age": rng.integers(18, 80, 300), "charges": rng.random(300) * 100})
+    target = (frame["charges"] > 50).astype(int)
+    model = RandomForestClassifier(n_estimators=10, random_state=0).fit(frame, target)
+    log = mn.open_log()
+    register_pipeline(log, "churn", model, training_frame=frame, alias="champion")
+    log.close()
+    """
+)
+
+
+def test_a_served_model_records_its_requests_in_the_team_log_even_when_killed(
+    postgres_server, tmp_path
+):
+    import signal
+    import socket
+    import time
+
+    import httpx
+    from conftest import stop_process
+    from team_servers import team_python
+
+    dbname = new_database(postgres_server)
+    pod = team_env(postgres_server, dbname, tmp_path / "spool-pod", host="pod-1")
+    cli(pod, "team", "init", "--data", str(tmp_path / "shared"))
+    script(pod, REGISTER_SMALL_MODEL)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [str(team_python()), "-m", "mlops_nb.cli", "serve", "churn@champion", "--port", str(port)],
+        env=pod, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        body = {"dataframe_split": {"columns": ["age", "charges"], "data": [[30, 70.0]]}}
+        answered = []
+        for i in range(30):
+            response = httpx.post(url + "/invocations", json=body, timeout=30,
+                                  headers={"X-Request-Id": f"pod-{i}"})  # fmt: skip
+            assert response.status_code == 200 and response.json()["predictions"] == [1]
+            answered.append(f"pod-{i}")
+        os.kill(server.pid, signal.SIGKILL)  # no close: the helper process makes a last merge
+        server.wait(timeout=30)
+    finally:
+        stop_process(server)
+    # another machine (its own spool: it cannot recover the pod's journal) sees every request
+    laptop = team_env(postgres_server, dbname, tmp_path / "spool-laptop", host="laptop")
+    query = "SELECT request_id FROM requests WHERE model_name = 'churn' ORDER BY request_id"
+    deadline = time.monotonic() + 60
+    while True:
+        rows = json.loads(cli(laptop, "sql", query, "--format", "json").stdout)
+        if len(rows) >= len(answered) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert sorted(r["request_id"] for r in rows) == sorted(answered)
