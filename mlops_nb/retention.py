@@ -10,8 +10,11 @@
   key). It removes those payloads and whole checkpoints (a frame rewritten without the rows
   would no longer be what the cell made, and a cache hit would restore it as if it were), and
   records the erasure with the column and the keyed hash of the value, never the value.
-- ``retention`` sets the policy kept in the log's settings; a writer that opens the log
-  applies it at most once a day (log/store.py).
+- ``retention`` sets the policy kept in the log's settings; a writer that opens a log file
+  applies it at most once a day (log/store.py). A team log is opened by the whole team, so
+  there ``mlops-nb team maintain`` and a maintainer's ``retention --apply`` apply it.
+- On a team log all of it is a maintainer's, and what was removed stays in the lake's older
+  snapshots until ``team maintain`` expires them: the result says so (``complete_after``).
 - ``storage_report(log)`` says where personal data of the project lives: which checkpoints
   (run, cell, dataset, columns, encrypted or not, size, age), which request logs (model,
   payloads, oldest, hashed columns), where the key is, the policy and the last erasures.
@@ -40,6 +43,8 @@ from mlops_nb.log.erasure import (
     parse_duration,
     retention_policy,
 )
+from mlops_nb.log.lake import ERASURE_COMPLETE
+from mlops_nb.log.location import is_team_location
 
 _FRAME_FORMATS = ("parquet", "polars.parquet", "pickle")  # formats that can hold a DataFrame
 _OFF = ("off", "none", "never")
@@ -78,7 +83,15 @@ def purge(
         criteria = {"requests_before": before.isoformat()}
     removed = log.erase(scope, action="purge", criteria=criteria, dry_run=dry_run,
                         compact=compact)  # fmt: skip
-    return {"action": "purge", "criteria": criteria, "dry_run": dry_run, "removed": removed}
+    return {"action": "purge", "criteria": criteria, "dry_run": dry_run, "removed": removed,
+            **_team_note(log, dry_run)}  # fmt: skip
+
+
+def _team_note(log: Any, dry_run: bool) -> dict[str, str]:
+    """On a team log, when the removal is complete (its older snapshots keep the values)."""
+    if dry_run or not is_team_location(log.location):
+        return {}
+    return {"complete_after": ERASURE_COMPLETE}
 
 
 def parse_date(value: str | datetime | None) -> datetime:
@@ -133,7 +146,7 @@ def forget(
             {k: c[k] for k in ("run_id", "cell_seq", "name", "rows", "encrypted")}
             for c in checkpoints]},
         "runs": sorted({c["run_id"] for c in checkpoints}),
-        "unreadable": unreadable, "removed": removed,
+        "unreadable": unreadable, "removed": removed, **_team_note(log, dry_run),
     }  # fmt: skip
 
 
@@ -203,6 +216,9 @@ def _checkpoints_holding(
         path = log.artifacts_dir / str(row.path)
         place = {"run_id": row.run_id, "cell_seq": int(row.cell_seq), "name": row.name}
         if not path.is_file():
+            if is_team_location(log.location):  # in the spool of the machine that ran it
+                unreadable.append({**place, "reason": "its file is not on this machine: run "
+                                   "forget on the machine that ran the pipeline"})  # fmt: skip
             continue
         try:
             series = _column_of(load_value(fmt, path), column)
@@ -258,7 +274,8 @@ def set_retention(log: Any, **durations: str | None) -> dict[str, str]:
 
 
 def retention_status(log: Any) -> dict[str, Any]:
-    """The policy, when it last ran, and when it runs next (at the first writer's open)."""
+    """The policy and when it last ran (it runs next at the first writer's open of a log
+    file, at the next ``team maintain`` of a team log)."""
     settings = log.settings("retention.")
     last = settings.get(LAST_APPLIED_KEY)
     return {
@@ -379,14 +396,19 @@ def purge_from_cli(args: argparse.Namespace, log: Any) -> int:
     result = purge(log, older_than=args.older_than, run_id=args.run,
                    requests_before=args.requests_before, dry_run=args.dry_run,
                    compact=args.compact)  # fmt: skip
-    _print(result, args.format, lambda r: _removed_text(r["removed"], r["dry_run"]))
+    _print(result, args.format,
+           lambda r: _with_note(r, _removed_text(r["removed"], r["dry_run"])))  # fmt: skip
     return 0
+
+
+def _with_note(result: Mapping[str, Any], text: str) -> str:
+    return f"{text}\n{result['complete_after']}" if result.get("complete_after") else text
 
 
 def forget_from_cli(args: argparse.Namespace, log: Any) -> int:
     result = forget(log, args.column, args.value, dry_run=args.dry_run,
                     compact=not args.no_compact)  # fmt: skip
-    _print(result, args.format, _forget_text)
+    _print(result, args.format, lambda r: _with_note(r, _forget_text(r)))
     return 0
 
 
@@ -394,12 +416,14 @@ def retention_from_cli(args: argparse.Namespace, log: Any) -> int:
     set_retention(log, checkpoints=args.checkpoints, requests=args.requests,
                   artifacts=args.artifacts)  # fmt: skip
     status = retention_status(log)
+    if args.apply and is_team_location(log.location):
+        status["complete_after"] = ERASURE_COMPLETE
     if args.apply:
         if not status["policy"]:
             raise ErasureError("no retention policy to apply: set one, e.g. --checkpoints 30d")
         status["applied"] = log.apply_retention(dry_run=args.dry_run)
         status["dry_run"] = args.dry_run
-    _print(status, args.format, _retention_text)
+    _print(status, args.format, lambda r: _with_note(r, _retention_text(r)))
     return 0
 
 

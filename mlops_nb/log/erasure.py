@@ -24,6 +24,17 @@ kernel may be about to restore them); erasing a value does not.
 
 When a checkpoint of a cell is removed, the cell's other checkpoints lose their cache key: a
 later ``--cache`` run must not restore that cell with a value missing.
+
+On a team log (``LakeStore.write``: a maintainer's, holding the team's merge lock) the same
+code runs on the lake. An artifact's bytes are a ``store.artifact_blobs`` row there, deleted
+in the erasure's transaction when no remaining row references its sha256; the pending list
+then only removes this machine's cached copy and its checkpoint files (other machines'
+checkpoint files stay in their spools, unreferenced). DuckLake keeps what was deleted in older
+snapshots, files and statistics until ``mlops-nb team maintain`` rewrites the files holding
+deleted rows and expires the snapshots: an erasure is complete once a maintenance has expired
+every snapshot older than it (``--keep 0s`` at once). The retention policy is not applied when
+a team log is opened (every reader and writer of the team would); ``team maintain`` and a
+maintainer's ``mlops-nb retention --apply`` apply it.
 """
 
 from __future__ import annotations
@@ -52,6 +63,7 @@ from mlops_nb.log.sqltext import identifier, literal
 PENDING_KEY = "erasure.pending_files"
 RETENTION_KINDS = ("checkpoints", "requests", "artifacts")
 LAST_APPLIED_KEY = "retention.last_applied"
+DB_USER_VARIABLE = "mlops_nb_db_user"  # set by a team log's store: the PostgreSQL login
 RETENTION_EVERY_S = 86400.0  # a policy is applied at most once a day per log
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -108,7 +120,8 @@ def erase(
     try:
         removed, files = _remove(con, scope)
         removed["files"] = len(files)
-        removed["bytes"] = sum(_size(artifacts_dir, path) for path in files)
+        removed["bytes"] = _removed_bytes(con, artifacts_dir, files)
+        _delete_blobs(con, files)
         if dry_run:
             con.execute("ROLLBACK")
             return removed
@@ -118,7 +131,7 @@ def erase(
             "created_at, db_user) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [removed["erasure_id"], action, json.dumps(dict(criteria), default=str),
              json.dumps({k: v for k, v in removed.items() if k != "erasure_id"}), os_user(),
-             _utc(time.time()), os_user()],
+             _utc(time.time()), _database_user(con)],
         )  # fmt: skip
         _put_settings(con, {**(settings or {}), PENDING_KEY: json.dumps(sorted(files))})
         con.execute("COMMIT")
@@ -273,7 +286,7 @@ def finish_pending(con: duckdb.DuckDBPyConnection, artifacts_dir: Path) -> int:
             for folder in (target.parent, target.parent.parent):  # <run>/<cell>, then <run>
                 with contextlib.suppress(OSError):
                     folder.rmdir()  # only when empty
-    _put_settings(con, {PENDING_KEY: json.dumps(left) if left else None})
+    write_settings(con, {PENDING_KEY: json.dumps(left) if left else None})
     return deleted
 
 
@@ -412,11 +425,59 @@ def parse_duration(text: str) -> float:
 
 # ---------------------------------------------------------------------- helpers
 def _put_settings(con: duckdb.DuckDBPyConnection, values: Mapping[str, str | None]) -> None:
+    """Delete, then insert: a lake's tables have no keys for INSERT OR REPLACE."""
     for key, value in values.items():
-        if value is None:
-            con.execute("DELETE FROM store.settings WHERE key = ?", [key])
-        else:
-            con.execute("INSERT OR REPLACE INTO store.settings VALUES (?, ?)", [key, str(value)])
+        con.execute("DELETE FROM store.settings WHERE key = ?", [key])
+        if value is not None:
+            con.execute("INSERT INTO store.settings VALUES (?, ?)", [key, str(value)])
+
+
+def _has_blobs(con: duckdb.DuckDBPyConnection) -> bool:
+    """A team lake keeps artifacts' bytes in ``store.artifact_blobs``; a file log beside it."""
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'store' AND table_name = 'artifact_blobs'"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _file_shas(files: list[str]) -> list[str]:
+    """The sha256 of the content-addressed files among ``files`` (not checkpoints)."""
+    return [path.rsplit("/", 1)[-1] for path in files if not path.startswith("checkpoints/")]
+
+
+def _delete_blobs(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
+    """On a lake, the bytes of the artifacts no remaining row references (in the erasure's
+    transaction: the rows and the bytes go together)."""
+    shas = _file_shas(files)
+    if shas and _has_blobs(con):
+        con.execute(
+            "DELETE FROM store.artifact_blobs WHERE list_contains($shas, sha256)", {"shas": shas}
+        )
+
+
+def _removed_bytes(con: duckdb.DuckDBPyConnection, artifacts_dir: Path, files: list[str]) -> int:
+    """What the removed files held: a lake's blobs by their recorded size (this machine may
+    have no copy), the rest by the local file's size."""
+    blob_sizes: dict[str, int] = {}
+    shas = _file_shas(files)
+    if shas and _has_blobs(con):
+        found = con.execute(
+            "SELECT sha256, max(size) FROM store.artifact_blobs "
+            "WHERE list_contains($shas, sha256) GROUP BY sha256",
+            {"shas": shas},
+        ).fetchall()
+        blob_sizes = dict(found)
+    return sum(
+        int(blob_sizes.get(path.rsplit("/", 1)[-1]) or _size(artifacts_dir, path)) for path in files
+    )
+
+
+def _database_user(con: duckdb.DuckDBPyConnection) -> str:
+    """Who the audit trail names: a team log's store sets the PostgreSQL login (see
+    ``DB_USER_VARIABLE``); a file log's is the OS user."""
+    row = con.execute(f"SELECT getvariable('{DB_USER_VARIABLE}')").fetchone()
+    return str(row[0]) if row and row[0] else os_user()
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:

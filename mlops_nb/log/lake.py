@@ -12,7 +12,13 @@ a background thread merges new lines at most once a second. A merge is one lake 
   is applied exactly once even when its COMMIT's outcome is unknown (a lost connection): the
   offset is read inside the transaction, and a redo adds nothing;
 - retried as a whole on a transaction conflict or a lost connection (a failed commit leaves
-  nothing behind), with DuckLake's own retries raised.
+  nothing behind), with DuckLake's own retries raised;
+- a group commit: it also takes the new lines of the other live writers of this spool that
+  write to this lake as the same database user (``<writer>.who`` in the spool), up to their
+  first bulk line (whose data its writer holds in memory). After the COMMIT, still holding the
+  lock, it notes how far each journal is merged (``<journal>.merged``), so a writer whose
+  lines were taken skips its own merge. Eight writers closing at once make one merge, not
+  eight that wait for each other.
 
 Crashes: a writer on this machine is known dead at once (its ``.alive`` flock in the spool is
 free), as with a file log. A writer elsewhere is dead when its heartbeat in ``store.writers``
@@ -160,6 +166,8 @@ class LakeStore(JournalStore):
         self._run_table: RunTable | None = None  # the wide run relation, kept in memory
         self._reader: tuple[Any, duckdb.DuckDBPyConnection] | None = None  # (connection, cursor)
         self._blobs_sent: set[str] = set()
+        self._neighbours_merged: dict[str, int] = {}  # journal -> bytes known merged (hints)
+        self._who_said: str | None = None  # the writer id whose .who note is written
         self._as_of = threading.local()  # the snapshot this thread's read_as_of reads
         self._session: tuple[Any, dict[str, Any]] | None = None  # (connection, who it is)
 
@@ -173,6 +181,7 @@ class LakeStore(JournalStore):
             if self._ready:
                 return
             self._retrying(lambda: self._with_cursor(lambda con: check_schema(con, self.location)))
+            self._session_facts()  # who we are, known before the first write (see _say_who_writes)
             self._ready = True
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
@@ -227,6 +236,11 @@ class LakeStore(JournalStore):
         self._wide_key = None
 
     # ------------------------------------------------------------------ writing
+    def _open_journal(self) -> None:
+        super()._open_journal()
+        if self._who_said != self.writer_id:
+            self._say_who_writes()
+
     def append(self, record: dict[str, Any]) -> None:
         super().append(record)
         op = record.get("op")
@@ -273,26 +287,100 @@ class LakeStore(JournalStore):
         return contextlib.nullcontext()  # the lake's lock is taken inside _merge_journals
 
     def _merge_journals(self, journals: list[str | None], dead_writers: list[str]) -> None:
+        """One transaction for this process's journals and, when it merges as a writer, the
+        new lines of the other live writers of this spool who write as the same database user
+        (a group commit: a writer whose lines a neighbour merged skips its own merge)."""
         db_user = self.database_user()
+        if self._who_said != self.writer_id:
+            self._say_who_writes()
         silent_found = self._silent_runs_found()  # before the lock: others wait while we hold it
+        own = [journal for journal in journals if journal]
+        grouped = self.writer_id is not None and not dead_writers  # not a recovery, nor a helper
 
-        def merge(con: duckdb.DuckDBPyConnection) -> list[Path]:
-            consumed: list[Path] = []
-            for journal in journals:
-                if journal:
-                    consumed += apply.merge_journal_into_lake(
-                        con, self.journal_dir, journal, self.load_bulk, db_user=db_user
-                    )
+        def merge(con: duckdb.DuckDBPyConnection) -> tuple[list[Path], dict[str, int]]:
+            # decided under the lock: a merge that just ended may have taken our lines along
+            mine = [journal for journal in own if not grouped or self._grew(journal)]
+            neighbours = self._neighbour_journals(own) if grouped else []
+            consumed, reached = apply.merge_journals_into_lake(
+                con, self.journal_dir, mine + neighbours, self.load_bulk, db_user=db_user,
+                before_bulk=neighbours,
+            )  # fmt: skip
             for writer in dead_writers:
                 apply.mark_crashed(con, writer, self._last_activity(writer), lake=True)
             self._beat(con)
             if silent_found:
                 self._mark_silent_writers(con, force=True)
-            return consumed
+            return consumed, reached
 
-        for bulk in self.locked(merge):
+        consumed, _ = self.locked(merge, after_commit=lambda done: self._say_merged(done[1]))
+        for bulk in consumed:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(bulk)
+
+    # a group commit's notes in the spool: <writer>.who (who it writes as) and
+    # <journal>.merged (bytes of that journal known committed), written after a COMMIT only
+    def _identity(self) -> str | None:
+        """The lake and the database user we write as (known without a query: the session
+        facts are read when the store is opened and after each reconnect)."""
+        if self._session is None:
+            return None
+        who = f"{self.location}\n{self._session[1]['user']}"
+        return hashlib.sha256(who.encode()).hexdigest()
+
+    def _say_who_writes(self) -> None:
+        """Let this spool's other writers merge our lines when they merge theirs (never
+        waiting for the server: without the note each writer merges its own)."""
+        identity = self._identity()
+        if self.writer_id is None or identity is None:
+            return
+        with contextlib.suppress(OSError):
+            _write_note(self.journal_dir / f"{self.writer_id}.who", identity)
+            self._who_said = self.writer_id
+
+    def _say_merged(self, reached: dict[str, int]) -> None:
+        """Under the lock, after the COMMIT: how far each journal merged is now committed."""
+        for journal, offset in reached.items():
+            if (self.journal_dir / journal).exists():  # not deleted by its closing writer
+                with contextlib.suppress(OSError):
+                    _write_note(self.journal_dir / f"{journal}.merged", str(offset))
+            self._neighbours_merged[journal] = offset
+
+    def _merged_note(self, journal: str) -> int:
+        try:
+            return int((self.journal_dir / f"{journal}.merged").read_text())
+        except (OSError, ValueError):
+            return 0
+
+    def _grew(self, journal: str) -> bool:
+        """Whether a journal may hold lines not known to be merged."""
+        return _file_size(self.journal_dir / journal) > self._merged_note(journal)
+
+    def _neighbour_journals(self, own: list[str]) -> list[str]:
+        """Journals of this spool's other writers writing as we do, with lines we have not
+        seen merged (a dead writer's too: recovery later merges the rest and ends its runs)."""
+        identity = None
+        found = []
+        for path in sorted(self.journal_dir.glob("*.jsonl")):
+            writer = path.name.split(".", 1)[0]
+            if path.name in own or writer == self.writer_id:
+                continue
+            size = _file_size(path)
+            if size <= self._neighbours_merged.get(path.name, 0) or not self._grew(path.name):
+                continue
+            try:
+                theirs = (self.journal_dir / f"{writer}.who").read_text()
+            except OSError:
+                continue
+            identity = identity or self._identity()
+            if identity is not None and theirs == identity:
+                found.append(path.name)
+        return found
+
+    def _merged_elsewhere(self, journals: list[str | None], appended: int) -> bool:
+        """A neighbour's group commit took every line this process has journaled."""
+        return journals == [self._journal_name] and self._merged_note(journals[0] or "") >= (
+            appended
+        )
 
     def _merged_bytes(self, journal: str) -> int:
         row = self._retrying(lambda: self._with_cursor(lambda con: con.execute(
@@ -300,10 +388,14 @@ class LakeStore(JournalStore):
         ).fetchone()))  # fmt: skip
         return row[0] if row else 0
 
-    def locked(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    def locked(
+        self,
+        work: Callable[[duckdb.DuckDBPyConnection], T],
+        after_commit: Callable[[T], None] | None = None,
+    ) -> T:
         """Run ``work`` in one lake transaction holding the team's merge lock (retried)."""
         self._beat_pending = 0.0
-        result = run_locked(self._connection, work, self._reconnect)
+        result = run_locked(self._connection, work, self._reconnect, after_commit)
         self._last_beat = self._beat_pending or self._last_beat
         return result
 
@@ -707,7 +799,12 @@ def write_locked(
                 finally:
                     cursor.close()
         except duckdb.Error as error:
-            if _REFUSED.search(str(error)) or not _lost_connection(error):
+            if _REFUSED.search(str(error)):
+                raise TeamLogError(
+                    f"PostgreSQL refused it: {_postgres_reason(error)} (your role may not; "
+                    "after an upgrade, an administrator runs mlops-nb team grant again)"
+                ) from None
+            if not _lost_connection(error):
                 raise
             if watched is not None and watched.committed:
                 raise TeamLogError(
@@ -747,9 +844,11 @@ def run_locked(
     connection: Callable[[], duckdb.DuckDBPyConnection],
     work: Callable[[duckdb.DuckDBPyConnection], T],
     reconnect: Callable[[], None] | None = None,
+    after_commit: Callable[[T], None] | None = None,
 ) -> T:
     """Run ``work`` in one lake transaction while holding the team's merge lock; the whole
-    transaction is retried on a conflict or a lost connection (after ``reconnect``)."""
+    transaction is retried on a conflict or a lost connection (after ``reconnect``).
+    ``after_commit`` gets the result once committed, before the lock is let go."""
     for attempt in range(MERGE_ATTEMPTS):
         try:
             with _merge_lock_held(connection()) as check_lock:
@@ -760,13 +859,15 @@ def run_locked(
                     result = work(cursor)
                     check_lock()
                     cursor.execute("COMMIT")
-                    return result
                 except BaseException:
                     with contextlib.suppress(duckdb.Error):
                         cursor.execute("ROLLBACK")
                     raise
                 finally:
                     cursor.close()
+                if after_commit is not None:
+                    after_commit(result)
+                return result
         except duckdb.Error as error:
             retry = _lost_connection(error) or not isinstance(error, _UNRETRIED)
             if _REFUSED.search(str(error)):  # the role may not: PostgreSQL will say so again
@@ -1014,7 +1115,6 @@ def maintain(location: str, keep_s: float) -> list[str]:
     try:
         con.execute(f"USE {LAKE_ALIAS}")
         check_schema(con, location)
-        before = f"{_utc(time.time() - keep_s).isoformat(sep=' ')}+00"  # for TIMESTAMPTZ
         steps = [
             ("flushed inlined rows to Parquet",
              f"CALL ducklake_flush_inlined_data('{LAKE_ALIAS}')"),
@@ -1023,11 +1123,12 @@ def maintain(location: str, keep_s: float) -> list[str]:
             ("merged adjacent files", f"CALL ducklake_merge_adjacent_files('{LAKE_ALIAS}')"),
             ("expired snapshots older than the kept period",
              f"CALL ducklake_expire_snapshots('{LAKE_ALIAS}', "
-             f"older_than => TIMESTAMPTZ {literal(before)})"),
+             f"older_than => now() - to_seconds({float(keep_s)!r}))"),  # now: the step's start
             ("deleted files no snapshot needs",
              f"CALL ducklake_cleanup_old_files('{LAKE_ALIAS}', cleanup_all => true)"),
         ]  # fmt: skip
         cutoff = _utc(time.time() - keep_s)
+        catalog = _catalog_schema(con)
         forgotten = run_locked(lambda: con, lambda cursor: _forget_writers(cursor, cutoff))
         done.append(f"forgot writers silent for the kept period: {forgotten}")
         done += _apply_retention(con, location)
@@ -1038,7 +1139,34 @@ def maintain(location: str, keep_s: float) -> list[str]:
             done.append(f"{label}: {len(rows)}")
     finally:
         con.close()
+    grants = connect(team)  # a fresh session: the one above may still hold catalog locks
+    try:
+        done += _grant_new_tables(grants, catalog)
+    finally:
+        grants.close()
     return done
+
+
+def _grant_new_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
+    """Maintenance makes catalog tables (e.g. for inlined deletes) owned by whoever runs
+    it, with no grants: when the team's roles are set up, give the groups their privileges
+    on them, or every writer's next merge is refused."""
+    exists = con.execute(
+        f"SELECT count(*) FROM postgres_query('{METADATA}', 'SELECT 1 FROM pg_roles WHERE "
+        f"rolname = ''{roles.group_role('admin')}''')"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return []
+    try:
+        for statement in roles.table_grant_statements(catalog):
+            con.execute(f"CALL postgres_execute('{METADATA}', {literal(statement)})")
+    except duckdb.Error as error:
+        raise TeamLogError(
+            f"maintenance made catalog tables it could not grant to the team's roles "
+            f"({_postgres_reason(error)}): run mlops-nb team maintain as an admin, then "
+            "mlops-nb team grant again"
+        ) from None
+    return ["granted the team's roles on new catalog tables"]
 
 
 def _apply_retention(con: duckdb.DuckDBPyConnection, location: str) -> list[str]:
@@ -1292,3 +1420,17 @@ def _utc(epoch_seconds: float) -> datetime:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _write_note(path: Path, text: str) -> None:
+    """A small file in the spool, replaced whole (a reader never sees half of it)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)

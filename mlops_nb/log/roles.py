@@ -11,7 +11,8 @@ privileges on them are what enforce a role, whatever a client runs (raw SQL incl
   when rows are updated); no INSERT on the tables that define the lake's tables and columns,
   so a writer cannot create or alter tables.
 - ``maintainer``: a writer whose actions mlops-nb allows to register models, move aliases
-  and purge; DuckLake's catalog has no per-lake-table privileges, so PostgreSQL enforces the
+  and purge (also UPDATE on the data and delete file tables: deleting all of a file's rows
+  ends the file); DuckLake's catalog has no per-lake-table privileges, so PostgreSQL enforces the
   writer's limits for it and mlops-nb checks the membership (``pg_has_role``).
 - ``admin``: owns the schema: creates the log (``team init``), changes its tables, runs
   maintenance (flushing inlined rows drops tables, which only their owner may do).
@@ -71,6 +72,9 @@ def setup_statements(schema: str) -> list[str]:
         _grant_writer_tables(schema, writer),
         f"ALTER SCHEMA {quoted} OWNER TO {admin}",
         _own_tables(schema, admin),
+        # a purge that deletes every row of a file (an artifact's blob) ends the file
+        f"GRANT UPDATE ON {quoted}.ducklake_data_file, {quoted}.ducklake_delete_file "
+        f"TO {groups['maintainer']}",
     ]
     creators = ", ".join(groups[role] for role in ("writer", "maintainer", "admin"))
     statements += [
@@ -80,6 +84,19 @@ def setup_statements(schema: str) -> list[str]:
         f"GRANT SELECT, INSERT, UPDATE ON TABLES TO {writer}",
     ]
     return statements
+
+
+def table_grant_statements(schema: str) -> list[str]:
+    """The group roles' privileges on the catalog tables as they are now (the part of
+    ``setup_statements`` that tables made since need: DuckLake makes tables as it goes, owned
+    by whoever's transaction made them, and without grants)."""
+    quoted = identifier(schema)
+    groups = {role: group_role(role) for role in ROLES}
+    return [
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA {quoted} TO {groups['reader']}",
+        _grant_writer_tables(schema, groups["writer"]),
+        _own_tables(schema, groups["admin"]),
+    ]
 
 
 def grant_statements(user: str, role: str) -> list[str]:
