@@ -234,10 +234,10 @@ def _checkpoint_frame(log: Any, run_id: str, name: str, cell_seq: Any) -> Any:
     found = saved.iloc[0]
     if str(found["format"]).removesuffix(".enc") not in ("parquet", "polars.parquet"):
         return None
-    from mlops_nb.capture.checkpoint import load_value
+    from mlops_nb.capture.checkpoint import load_saved
 
     try:
-        return load_value(str(found["format"]), log.artifacts_dir / str(found["path"]))
+        return load_saved(log, name, str(found["format"]), str(found["path"]))
     except (OSError, MlopsError):  # gone, or encrypted with a key not at hand: the stats
         return None
 

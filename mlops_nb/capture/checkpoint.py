@@ -8,6 +8,7 @@ A value holding personal data is saved encrypted when the caller passes a ``key`
 (``pii.encryption_key``): the same bytes, AES-256-GCM encrypted in memory before they reach
 the disk, in a file whose format says so (``parquet.enc``). ``load_value`` decrypts them with
 the key of the log the file is stored under; without it, one line says what is missing.
+``load_saved`` reads a checkpoint row of a log, a team log's from any machine.
 ``PII_CHECKPOINTS_ENV`` chooses between encrypting such values and not saving them at all.
 """
 
@@ -72,12 +73,21 @@ def save_value(
     return None
 
 
-def load_value(fmt: str, path: Path) -> Any:
+def load_saved(log: Any, name: str, fmt: str, stored_path: str) -> Any:
+    """The value a run of ``log`` (a ``Log``) saved as a checkpoint row (name, format, path):
+    its file from ``log.artifact_file`` (a team log fetches another machine's from its
+    storage), decrypted with the log's key (a team log's is the team's ``MLOPS_NB_KEY``)."""
+    path = log.artifact_file(stored_path)
+    return load_value(fmt, path, team=log.is_team, name=f"{name}.{fmt}")
+
+
+def load_value(fmt: str, path: Path, *, team: bool = False, name: str | None = None) -> Any:
     """Read back a value written by ``save_value`` (decrypting it with the key of the log it
-    is stored under when its format ends with ``.enc``)."""
+    is stored under when its format ends with ``.enc``; ``team``: a team log's key)."""
     if fmt.endswith(ENCRYPTED):
-        key = pii.artifact_encryption_key(path)
-        plain = pii.decrypt(path.read_bytes(), key, what=f"checkpoint {path.name}")
+        shown = name or path.name
+        key = pii.artifact_encryption_key(path, team=team, name=shown)
+        plain = pii.decrypt(path.read_bytes(), key, what=f"checkpoint {shown}")
         return _read(fmt.removesuffix(ENCRYPTED), io.BytesIO(plain))
     return _read(fmt, path)
 

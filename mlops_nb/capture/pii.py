@@ -30,7 +30,9 @@ values give equal hashes and nobody without the key can test a guess), and ``enc
 ``decrypt`` protect checkpoints (AES-256-GCM). Both keys derive from one secret per log folder
 that is never stored in the log: ``MLOPS_NB_KEY`` when set, else the file ``mlops-nb.key``
 beside the log (created on first use, mode 0600). Losing it makes encrypted checkpoints
-unreadable and hashes unmatchable; that is the point.
+unreadable and hashes unmatchable; that is the point. A team log (``team=True``) has one
+secret for the whole team: ``MLOPS_NB_KEY``, the same on every machine, and no key file (one
+per machine would hash the same value differently on each and lock out the others' checkpoints).
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ PHONE_REGION_ENV = "MLOPS_NB_PHONE_REGION"
 HASH_PREFIX = "h:"
 _ENCRYPTED_MAGIC = b"MLNBAES1"  # the first bytes of every file ``encrypt`` writes
 _TEXT_CHARS = 2000  # longer cells: only this much is searched for an email
+TEAM_KEY_MISSING = (
+    f"a team log needs the team's personal-data key: set {KEY_ENV} (the same secret on every "
+    "machine of the team)"
+)
 _HASH_LABEL = b"mlops-nb/keyed-hash/1"  # one secret, two keys derived with these labels
 _CHECKPOINT_LABEL = b"mlops-nb/checkpoints/1"
 
@@ -492,26 +498,33 @@ def canonical_text(value: Any) -> str:
     return str(value)
 
 
-def hash_key(log_path: str | os.PathLike[str], create: bool = True) -> bytes:
-    """The key of ``keyed_hash`` for the log at ``log_path`` (see the module docstring)."""
-    return _derived(_master_key(Path(log_path).parent, create), _HASH_LABEL)
+def hash_key(log_path: str | os.PathLike[str], create: bool = True, *, team: bool = False) -> bytes:
+    """The key of ``keyed_hash`` for the log at ``log_path`` (see the module docstring);
+    ``team``: the log is a team log, whose key is only ``MLOPS_NB_KEY``."""
+    return _derived(_master_key(Path(log_path).parent, create, team), _HASH_LABEL)
 
 
-def encryption_key(log_path: str | os.PathLike[str], create: bool = True) -> bytes:
+def encryption_key(
+    log_path: str | os.PathLike[str], create: bool = True, *, team: bool = False
+) -> bytes:
     """The AES-256 key that encrypts this log's checkpoints of personal data."""
-    return _derived(_master_key(Path(log_path).parent, create), _CHECKPOINT_LABEL)
+    return _derived(_master_key(Path(log_path).parent, create, team), _CHECKPOINT_LABEL)
 
 
-def artifact_encryption_key(path: str | os.PathLike[str]) -> bytes:
+def artifact_encryption_key(
+    path: str | os.PathLike[str], *, team: bool = False, name: str | None = None
+) -> bytes:
     """The key that decrypts ``path``, a file stored under a log's ``artifacts/`` folder
-    (``MLOPS_NB_KEY``, else that log's key file); never creates one."""
+    (``MLOPS_NB_KEY``, else that log's key file, never for a ``team`` log); never creates
+    one. ``name`` is what the errors call the file (default: its name)."""
+    shown = name or Path(path).name
     folder = log_folder_of_artifact(path)
-    if folder is None and not os.environ.get(KEY_ENV):
-        raise PersonalDataKeyError(f"{Path(path).name} is encrypted: set {KEY_ENV} to read it")
+    if folder is None and not team and not os.environ.get(KEY_ENV):
+        raise PersonalDataKeyError(f"{shown} is encrypted: set {KEY_ENV} to read it")
     try:
-        master = _master_key(folder or Path("."), create=False)
+        master = _master_key(folder or Path("."), create=False, team=team)
     except PersonalDataKeyError as error:
-        raise PersonalDataKeyError(f"{Path(path).name} is encrypted and {error}") from None
+        raise PersonalDataKeyError(f"{shown} is encrypted and {error}") from None
     return _derived(master, _CHECKPOINT_LABEL)
 
 
@@ -558,10 +571,12 @@ def log_folder_of_artifact(path: str | os.PathLike[str]) -> Path | None:
     return None
 
 
-def _master_key(folder: Path, create: bool) -> bytes:
+def _master_key(folder: Path, create: bool, team: bool = False) -> bytes:
     from_env = os.environ.get(KEY_ENV)
     if from_env:
         return from_env.encode("utf-8")
+    if team:
+        raise PersonalDataKeyError(TEAM_KEY_MISSING)
     path = key_file(folder)
     try:
         return bytes.fromhex(path.read_text().strip())

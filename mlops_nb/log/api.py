@@ -30,7 +30,7 @@ from mlops_nb.errors import MlopsError, NoActiveRunError, QueryError, RunNotFoun
 from mlops_nb.log import erasure, queries, values
 from mlops_nb.log.apply import os_user
 from mlops_nb.log.filters import Compiler, Condition, Sort
-from mlops_nb.log.location import artifacts_dir_for, resolve_location
+from mlops_nb.log.location import artifacts_dir_for, is_team_location, resolve_location
 from mlops_nb.log.sqltext import identifier as _ident
 from mlops_nb.log.store import JournalStore, host_name, open_store
 
@@ -64,6 +64,11 @@ class Log:
 
     def __repr__(self) -> str:
         return f"Log({self.location!r})"
+
+    @property
+    def is_team(self) -> bool:
+        """A team log: shared by several machines (one personal-data key, shared files)."""
+        return is_team_location(self.location)
 
     # ------------------------------------------------------------------ recording
     def start_run(
@@ -400,6 +405,21 @@ class Log:
         if re.fullmatch(r"[0-9a-f]{64}", name) and target.parent.name == name[:2]:
             return self._store.fetch_blob(name, target)
         return target
+
+    def store_checkpoint(self, path: Path) -> str:
+        """The path to record for a checkpoint file a cell saved under ``artifacts_dir``. A
+        team log stores it like an artifact (``<sha[:2]>/<sha>``, its bytes in the lake's
+        storage) so that ``artifact_file`` on any machine gets it; a file log leaves it as is."""
+        if not self.is_team:
+            return str(path.relative_to(self.artifacts_dir))
+        _, _, relative = self.store_artifact(path)
+        path.unlink()
+        for folder in (path.parent, path.parent.parent):  # checkpoints/<run>/<cell>, <run>
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                break
+        return relative
 
     def record(self, table: str, row: Mapping[str, Any]) -> None:
         """Journal one row of a record table not tied to a run (requests, feedback, gate

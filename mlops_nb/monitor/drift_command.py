@@ -219,12 +219,12 @@ def _run_dataset(log: Any, run_id: str, dataset: str) -> Reference:
             f"run {record.run_id[:8]} has no profile and no saved value of {name!r}: "
             "run the notebook with mlops-nb run (values are saved), or give a file"
         )
-    from mlops_nb.capture.checkpoint import load_value
+    from mlops_nb.capture.checkpoint import load_saved
 
     row = saved.iloc[0]
     if str(row["format"]) not in ("parquet", "polars.parquet"):
         raise DriftInputError(f"{name!r} of run {record.run_id[:8]} is not a table")
-    value = load_value(str(row["format"]), log.artifacts_dir / str(row["path"]))
+    value = load_saved(log, name, str(row["format"]), str(row["path"]))
     frame = value if isinstance(value, pd.DataFrame) else value.to_pandas()
     return Reference(frame, f"{record.run_id[:8]}:{dataset}", from_log=True)
 

@@ -38,6 +38,25 @@ class _HelpShown(Exception):
     """--help was printed; nothing else to do."""
 
 
+AS_OF_HELP = (
+    "a team log as it was then: a date (2026-11-01), a date and time (UTC unless it says "
+    "+HH:MM, quoted when it has a space) or a snapshot version"
+)
+_AS_OF = re.compile(r"\s*--as-of(?:=|\s+)(?:\"([^\"]*)\"|'([^']*)'|(\S+))", re.DOTALL)
+
+
+def _split_as_of(text: str) -> tuple[str | None, str]:
+    """(WHEN, the query) from ``--as-of WHEN QUERY`` (``--as-of=WHEN`` too), else (None, text);
+    WHEN is read by the log exactly as the command line's ``--as-of`` is."""
+    if not text.lstrip().startswith("--as-of"):
+        return None, text
+    match = _AS_OF.match(text)
+    if match is None:
+        raise UsageError("%mlops sql: --as-of needs a value, e.g. --as-of 2026-11-01")
+    when = next(group for group in match.groups() if group is not None)
+    return when, text[match.end() :]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="%mlops", description="Record this notebook's work in the mlops log.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -64,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--experiment", "-e", metavar="NAME")
     runs.add_argument("--limit", "-n", type=int, default=200)
     sql = commands.add_parser("sql", help="read-only SQL over the log; returns a DataFrame")
+    sql.add_argument("--as-of", metavar="WHEN", help=AS_OF_HELP + " (before the query)")
     sql.add_argument("query", nargs=argparse.REMAINDER)
     restore = commands.add_parser(
         "restore", help="load the values a recorded pipeline run saved (used by --resume)"
@@ -296,18 +316,21 @@ class MlopsMagics(Magics):
     def _stop(self, args: argparse.Namespace) -> None:
         print(self.tracker.stop())
 
-    def _sql(self, query: str) -> Any:
+    def _sql(self, query: str, options: str | None = None) -> Any:
+        """``%mlops sql [--as-of WHEN] QUERY``, or ``%%mlops sql [--as-of WHEN]`` over a cell
+        (``options``: the line): the query's own text is kept as written, quotes included."""
+        as_of, query = _split_as_of(query if options is None else options + " " + query)
         if not query.strip():
             raise UsageError("%mlops sql: give a query, e.g. %mlops sql SELECT * FROM runs")
         try:
-            return self._log_handle().sql(query)
+            return self._log_handle().sql(query, as_of=as_of)
         except MlopsError as error:
             raise UsageError(f"%mlops sql: {error}") from None
 
     def _cell(self, line: str, cell: str) -> Any:
         words = line.split(None, 1)
         if words and words[0] == "sql":
-            return self._sql(cell)
+            return self._sql(cell, options=words[1] if len(words) > 1 else "")
         if words and words[0] == "track":
             # reached only when the input transformer did not run (e.g. run_cell_magic)
             return self.shell.run_cell(f"%%mlops {line}\n{cell}", store_history=False)

@@ -594,7 +594,7 @@ class Tracker:
                     near=[found.labels, found.input or found.predictions],
                 )  # fmt: skip
                 if self._holds_personal_data(column, values):  # groups named by their hashes
-                    key = capture_pii.hash_key(self.log.path)
+                    key = capture_pii.hash_key(self.log.path, team=self.log.is_team)
                     values = [capture_pii.keyed_hash(v, key) for v in list(values)]
                     note(f"{column} holds personal data: its groups are shown as keyed hashes")
                 report = fairness(truth, predicted, values, name=column,
@@ -810,18 +810,25 @@ class Tracker:
                                       "a resume will lack it"))  # fmt: skip
                 continue
             if private:  # encrypted with a key kept outside the log
-                key = capture_pii.encryption_key(self.log.path)
+                try:
+                    key = capture_pii.encryption_key(self.log.path, team=self.log.is_team)
+                except capture_pii.PersonalDataKeyError as error:  # a team log without its key
+                    complete = False
+                    pending.notes.append(("personal-data", f"{variable} not checkpointed: "
+                                          f"{error}; a resume will lack it"))  # fmt: skip
+                    self._warn("pii-key", f"personal data is not checkpointed: {error}")
+                    continue
             saved = capture_checkpoint.save_value(value, folder, variable, key=key)
             if saved is None:
                 complete = False
                 self._warn("checkpoint", f"{variable!r} cannot be saved: a resume will lack it")
                 continue
             fmt, path = saved
+            size = path.stat().st_size
             saved_rows.append({
                 "run_id": run.run_id, "cell_seq": seq, "stage": pending.stage,
-                "name": variable, "format": fmt,
-                "path": str(path.relative_to(self.log.artifacts_dir)),
-                "size": path.stat().st_size, "cache_key": None, "created_at": time.time(),
+                "name": variable, "format": fmt, "path": self.log.store_checkpoint(path),
+                "size": size, "cache_key": None, "created_at": time.time(),
             })  # fmt: skip
         reusable = cacheable and complete and saved_rows and not pending.not_cacheable
         key = pending.cache_key if reusable else None
@@ -1053,7 +1060,7 @@ class Tracker:
         for row in saved.itertuples():
             if row.name in skip:
                 continue
-            value = capture_checkpoint.load_value(row.format, log.artifacts_dir / row.path)
+            value = capture_checkpoint.load_saved(log, row.name, row.format, row.path)
             self.shell.user_ns[row.name] = value
             restored.append(row.name)
         return sorted(restored)

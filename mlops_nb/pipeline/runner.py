@@ -220,7 +220,7 @@ def run_notebook(
         raise
     except Exception as error:  # noqa: BLE001 - any failure of the notebook ends the run
         reporter.close()
-        message, cell, stage = _describe_failure(error, pipeline, reporter)
+        message, cell, stage = _describe_failure(error, pipeline, reporter, output)
         run.end("failed", error=message)
         _store_output(run, output)
         log.flush()
@@ -327,7 +327,9 @@ def _log_of(args: argparse.Namespace) -> str | None:
     return getattr(args, "log", None)
 
 
-def _describe_failure(error: Exception, pipeline: Pipeline, reporter: _Progress):
+def _describe_failure(
+    error: Exception, pipeline: Pipeline, reporter: _Progress, output: str | None = None
+):
     """One line: which cell, which stage, which exception."""
     from papermill.exceptions import PapermillExecutionError
 
@@ -335,10 +337,33 @@ def _describe_failure(error: Exception, pipeline: Pipeline, reporter: _Progress)
         cell_number = reporter.cell_number or (error.cell_index + 1)
         stage = reporter.stage
         where = f"cell {cell_number}" + (f" (stage {stage})" if stage else "")
-        return f"{where} failed: {error.ename}: {error.evalue}", cell_number, stage
+        what = f"{error.ename}: {error.evalue}"
+        if not str(error.evalue).strip():
+            what = _printed_error(output, error.exec_count) or what
+        return f"{where} failed: {what}", cell_number, stage
     name = type(error).__name__
     detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"the notebook could not run: {name}{': ' + detail if detail else ''}", None, None
+
+
+def _printed_error(output: str | None, execution_count: int | None) -> str | None:
+    """The last line the failed cell printed on stderr: a magic's UsageError (e.g. the
+    ``%mlops restore`` of a resume) is printed there, so papermill's error has no message."""
+    if output is None or execution_count is None:
+        return None
+    from papermill.iorw import load_notebook_node
+
+    try:
+        cells = load_notebook_node(output).cells
+    except Exception:  # noqa: BLE001 - no output to read: the error as papermill gave it
+        return None
+    for cell in cells:
+        if cell.get("execution_count") == execution_count:
+            lines = [line.strip() for out in cell.get("outputs", [])
+                     if out.get("output_type") == "stream" and out.get("name") == "stderr"
+                     for line in str(out.get("text", "")).splitlines() if line.strip()]  # fmt: skip
+            return lines[-1] if lines else None
+    return None
 
 
 def _kernel_log(output: str) -> Path | None:

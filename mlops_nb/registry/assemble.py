@@ -50,10 +50,10 @@ class Values:
             return self.namespace[name]
         saved = self.log.checkpoints(self.record.run_id, names=[name])
         if len(saved):
-            from mlops_nb.capture.checkpoint import load_value
+            from mlops_nb.capture.checkpoint import load_saved
 
             row = saved.iloc[0]
-            return load_value(str(row["format"]), self.log.artifacts_dir / str(row["path"]))
+            return load_saved(self.log, name, str(row["format"]), str(row["path"]))
         stored = _stored_model(self.log, self.record, name)
         if stored is not None:
             return stored

@@ -104,7 +104,8 @@ class ServeApp:
         from mlops_nb.registry.explain import ExplainWorker
 
         self.explainer = ExplainWorker(log, config.model_dir, config.trust)  # on first /explain
-        self._hash_key = pii.hash_key(log.path) if log is not None else None
+        self._hash_key: bytes | None = None  # read when a request first holds personal data
+        self._key_missing = False  # a team log without MLOPS_NB_KEY: said once
         self._hidden: dict[tuple[int, tuple[str, ...]], list[int]] = {}  # -> positions to hash
         self._get = {
             "/ping": self._ping, "/health": self._ping, "/version": self._version,
@@ -399,15 +400,17 @@ class ServeApp:
         if written is not None:
             written.set_result(None)
 
-    def _recorded_inputs(self, table: Table) -> str:
+    def _recorded_inputs(self, table: Table) -> str | None:
         """The request's data as the log keeps it: personal-data columns (those of the model's
         training data, and any column named like one) as keyed hashes (``h:...``), so equal
         values stay comparable and erasable but are not stored. Such a logged request cannot be
         replayed as it was sent: the hashed columns' values are gone, by design."""
         split = table.as_split()
         positions = self._hidden_positions(split["columns"])
-        if positions and self._hash_key is not None:
-            key = self._hash_key
+        if positions:
+            key = self._personal_data_key()
+            if key is None:  # never kept unhashed
+                return None
             rows = [list(row) for row in split["data"]]
             for row in rows:
                 for i in positions:
@@ -415,6 +418,18 @@ class ServeApp:
                         row[i] = pii.keyed_hash(row[i], key)
             split = {"columns": split["columns"], "data": rows}
         return orjson.dumps(split).decode()
+
+    def _personal_data_key(self) -> bytes | None:
+        """The keyed-hash key, read once; None when a team log lacks its ``MLOPS_NB_KEY``
+        (then inputs holding personal data are not recorded, and the server says so once)."""
+        if self._hash_key is None and self.log is not None and not self._key_missing:
+            try:
+                self._hash_key = pii.hash_key(self.log.path, team=self.log.is_team)
+            except pii.PersonalDataKeyError as error:
+                self._key_missing = True
+                print(f"mlops-nb serve: request inputs holding personal data are not recorded: "
+                      f"{error}", file=sys.stderr)  # fmt: skip
+        return self._hash_key
 
     def _hidden_positions(self, columns: list[str]) -> list[int]:
         """Which of a request's columns are personal data, remembered per version and columns."""
