@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from mlops_nb.capture import pii
-from mlops_nb.capture.checkpoint import ENCRYPTED, load_value
+from mlops_nb.capture.checkpoint import ENCRYPTED, load_saved
 from mlops_nb.log.erasure import (
     LAST_APPLIED_KEY,
     RETENTION_KINDS,
@@ -154,7 +154,7 @@ def _hash_key(log: Any) -> bytes | None:
     """The log's keyed-hash key; None when there is none and nothing was hashed or encrypted
     with one (a project that never stored personal data)."""
     try:
-        return pii.hash_key(log.path, create=False)
+        return pii.hash_key(log.path, create=False, team=log.is_team)
     except pii.PersonalDataKeyError as error:
         saved = log.stored_checkpoints()
         encrypted = saved["format"].astype(str).str.endswith(ENCRYPTED).any()
@@ -213,15 +213,14 @@ def _checkpoints_holding(
         fmt = str(row.format)
         if fmt.removesuffix(ENCRYPTED) not in _FRAME_FORMATS:
             continue
-        path = log.artifacts_dir / str(row.path)
         place = {"run_id": row.run_id, "cell_seq": int(row.cell_seq), "name": row.name}
-        if not path.is_file():
-            if is_team_location(log.location):  # in the spool of the machine that ran it
+        try:  # a team log fetches a checkpoint saved on another machine from its storage
+            series = _column_of(load_saved(log, str(row.name), fmt, str(row.path)), column)
+        except FileNotFoundError:
+            if log.is_team:  # an older checkpoint, kept in the spool of the machine that ran it
                 unreadable.append({**place, "reason": "its file is not on this machine: run "
                                    "forget on the machine that ran the pipeline"})  # fmt: skip
             continue
-        try:
-            series = _column_of(load_value(fmt, path), column)
         except pii.PersonalDataKeyError as error:
             unreadable.append({**place, "reason": str(error)})
             continue
@@ -383,6 +382,8 @@ def _key_location(log: Any) -> dict[str, Any]:
     """Where the personal-data key is (never the key): the environment or the key file."""
     if os.environ.get(pii.KEY_ENV):
         return {"source": "environment", "name": pii.KEY_ENV, "present": True}
+    if log.is_team:  # a team log's key is only ever the environment's
+        return {"source": "environment", "name": pii.KEY_ENV, "present": False}
     path = pii.key_file(log.path.parent)
     if not path.is_file():
         return {"source": "file", "path": str(path), "present": False}

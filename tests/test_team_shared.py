@@ -153,6 +153,18 @@ def test_a_run_on_one_machine_is_resumed_and_registered_on_others(team):
             assert not path.is_file() or TEAM_KEY.encode() not in path.read_bytes(), path
 
 
+def test_forget_on_another_machine_finds_a_value_in_the_encrypted_checkpoints(team):
+    from test_team_log import cli
+
+    env_f, project_f = team["machine"]("f")  # an empty spool: the checkpoints come from the lake
+    value = EMAILS[0].replace("@", "0@")
+    found = json.loads(cli(env_f, "forget", "--column", "email", "--value", value, "--dry-run",
+                           "-f", "json", cwd=project_f).stdout)  # fmt: skip
+    assert found["unreadable"] == []
+    people = [c for c in found["found"]["checkpoints"] if c["name"] == "people"]
+    assert people and all(c["rows"] == 1 and c["encrypted"] for c in people)
+
+
 def test_the_same_value_hashes_alike_on_every_machine_and_not_without_the_key(team):
     from test_team_log import script
 
