@@ -9,6 +9,7 @@ the local log files are written by that venv too (the main venv's DuckDB 2.0 wri
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 
@@ -138,6 +139,21 @@ def churn_project(postgres_server, tmp_path_factory):
     return {"root": root, "project": project, "team": team, "local": local, "dbname": dbname}
 
 
+LOAD_CHECKPOINTS = textwrap.dedent(
+    """
+    import json, sys
+    import mlops_nb as mn
+    from mlops_nb.capture.checkpoint import load_saved
+
+    log = mn.open_log(sys.argv[1] if len(sys.argv) > 1 else None)
+    saved = log.stored_checkpoints()
+    loaded = [len(load_saved(log, row.name, row.format, row.path))
+              for row in saved.itertuples(index=False) if row.format.endswith("parquet")]
+    print(json.dumps({"paths": saved["path"].tolist(), "rows": loaded}))
+    """
+)
+
+
 def counts(env: dict, log: str | None = None) -> dict[str, int]:
     return json.loads(script(env, COUNT_ROWS, log or "", ",".join(COUNTED)))
 
@@ -169,6 +185,11 @@ def test_pushing_the_example_log_twice_leaves_one_copy(churn_project, postgres_s
     loaded = cli(other, "models", "load", "churn@champion", cwd=root)
     assert "churn:1" in loaded.stdout
     assert list((root / "spool-b" / "artifacts").rglob("*"))
+    # and reads the run's saved values (checkpoints), pushed as content-addressed blobs
+    saved = json.loads(script(other, LOAD_CHECKPOINTS).strip().splitlines()[-1])
+    assert saved["paths"] and all(re.fullmatch(r"[0-9a-f]{2}/[0-9a-f]{64}", p)
+                                  for p in saved["paths"])  # fmt: skip
+    assert saved["rows"] and all(n > 0 for n in saved["rows"])
 
 
 def test_a_model_version_registered_on_both_sides_is_refused(churn_project, postgres_server):
@@ -202,5 +223,7 @@ def test_pull_brings_runs_and_artifacts_into_a_local_log(churn_project, tmp_path
     assert counts(pulled) == counts(local)
     loaded = cli(pulled, "models", "load", "churn@champion", cwd=tmp_path)
     assert "churn:1" in loaded.stdout
+    saved = json.loads(script(pulled, LOAD_CHECKPOINTS).strip().splitlines()[-1])
+    assert saved["rows"] and all(n > 0 for n in saved["rows"])  # their files came along
     missing = cli(team, "team", "pull", "ffffffff", "--log", str(offline), check=False)
     assert missing.returncode == 2 and "no run 'ffffffff' in the team log" in missing.stderr

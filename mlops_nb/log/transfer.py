@@ -23,6 +23,7 @@ with one line naming them, rather than renumbering records that other rows refer
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from mlops_nb.log.sqltext import literal
 from mlops_nb.log.store import get_store
 
 # tables never copied: the log's own bookkeeping, per-machine settings, the lake's own tables
+_BLOB_PATH = re.compile(r"[0-9a-f]{2}/[0-9a-f]{64}")
 _NOT_COPIED = {"meta", "journal_progress", "run_values", "settings", "writers", "artifact_blobs"}
 # table -> (key columns, when a target row with that key is replaced by the source's)
 _KEYED: dict[str, tuple[tuple[str, ...], str]] = {
@@ -87,9 +89,10 @@ def push(log_file: Path, team_location: str, progress: Progress = _no_progress) 
         summary = TransferSummary()
         if "model_versions" in tables:  # refused before any upload (checked again, locked)
             _refuse_version_conflicts(con, tables["model_versions"])
+        tables, checkpoint_files = _checkpoints_as_blobs(tables, artifacts_dir)
         shas = sorted(_blob_shas(tables))
         for sha in progress(shas, "artifacts", len(shas)):
-            path = artifacts_dir / sha[:2] / sha
+            path = checkpoint_files.get(sha, artifacts_dir / sha[:2] / sha)
             uploaded = lake.run_locked(lambda: con, lambda c, s=sha, p=path: _upload_blob(c, s, p))
             if uploaded:
                 summary.artifacts_copied += 1
@@ -302,9 +305,38 @@ def _refuse_version_conflicts(con: duckdb.DuckDBPyConnection, versions: pa.Table
         )
 
 
+def _checkpoints_as_blobs(
+    tables: dict[str, pa.Table], artifacts_dir: Path
+) -> tuple[dict[str, pa.Table], dict[str, Path]]:
+    """A log file keeps a checkpoint at ``checkpoints/<run>/<cell>/<file>``, a team log as a
+    content-addressed blob (``<sha[:2]>/<sha>``, so any machine can fetch it): the checkpoint
+    rows to copy, pointing at their blobs, and the file holding each blob's bytes. A row
+    whose file is gone (purged) is copied as it is."""
+    table = tables.get("checkpoints")
+    if table is None or "path" not in table.column_names:
+        return tables, {}
+    files: dict[str, Path] = {}
+    paths = []
+    for path in table.column("path").to_pylist():
+        file = artifacts_dir / str(path)
+        if path and not _BLOB_PATH.fullmatch(path) and file.is_file():
+            sha = hashlib.sha256(file.read_bytes()).hexdigest()
+            files[sha] = file
+            path = f"{sha[:2]}/{sha}"
+        paths.append(path)
+    index = table.column_names.index("path")
+    column = pa.array(paths, table.schema.field("path").type)
+    return {**tables, "checkpoints": table.set_column(index, "path", column)}, files
+
+
 def _blob_shas(tables: dict[str, pa.Table]) -> set[str]:
-    """Artifacts' content ids: logged artifacts, model files, registered versions."""
+    """Blobs' content ids: logged artifacts, model files, registered versions, and the
+    checkpoints stored as blobs."""
     shas: set[str] = set()
+    if "checkpoints" in tables and "path" in tables["checkpoints"].column_names:
+        for path in tables["checkpoints"].column("path").to_pylist():
+            if path and _BLOB_PATH.fullmatch(path):
+                shas.add(path[3:])
     for table, column in (
         ("artifacts", "sha256"),
         ("models", "artifact_sha256"),
