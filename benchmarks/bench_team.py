@@ -122,8 +122,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--runs-each", type=int, default=50)
-    parser.add_argument("--search-runs", type=int, default=100_000,
-                        help="runs for the search and sidebar parts (0 skips both)")
+    parser.add_argument(
+        "--search-runs",
+        type=int,
+        default=100_000,
+        help="runs for the search and sidebar parts (0 skips both)",
+    )
     parser.add_argument("--no-mlflow", action="store_true")
     parser.add_argument("--no-sidebar", action="store_true")
     args = parser.parse_args()

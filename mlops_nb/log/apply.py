@@ -17,7 +17,7 @@ import contextlib
 import getpass
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,9 @@ _RUN_COLUMNS = (
 )  # fmt: skip
 # record tables whose rows say who did it (``db_user``, stamped at merge time)
 _AUDITED_ROWS = ("gate_results", "erasures")
+# at most this much of another process's journal is merged with ours (it merges the rest)
+NEIGHBOUR_BYTES = 1024 * 1024
+_BULK_OPS = ("bulk_metrics", "blob")  # journal lines pointing at a bulk file
 
 
 def os_user() -> str:
@@ -91,23 +94,47 @@ def merge_journal(
     return len(records)
 
 
-def merge_journal_into_lake(
+def merge_journals_into_lake(
     con: duckdb.DuckDBPyConnection,
     journal_dir: Path,
-    journal: str,
+    journals: list[str],
     load_bulk: Callable[[Path], pa.Table],
     db_user: str | None = None,
-) -> list[Path]:
+    before_bulk: Collection[str] = (),
+) -> tuple[list[Path], dict[str, int]]:
     """``merge_journal`` for a team lake, inside the caller's (serialised) transaction, which
-    reads the offset too, so a redo after an unknown COMMIT outcome adds nothing; returns the
-    bulk files consumed (to delete once committed)."""
-    unmerged = _unmerged(con, journal_dir, journal)
-    if unmerged is None:
-        return []
-    records, offset = unmerged
+    reads the offsets too, so a redo after an unknown COMMIT outcome adds nothing; several
+    journals make one batch (a statement per table, not per journal). A journal in
+    ``before_bulk`` (another live process's) is merged up to its first bulk line: that process
+    holds the bulk data in memory and merges it itself. Returns the bulk files consumed and
+    the offset reached in each journal that moved on."""
+    if not journals:
+        return [], {}
+    applied = dict(
+        con.execute(
+            "SELECT journal, applied_bytes FROM store.journal_progress "
+            "WHERE list_contains(?, journal)",
+            [journals],
+        ).fetchall()
+    )
+    records: list[dict[str, Any]] = []
+    reached = {}
+    for journal in journals:
+        limit = NEIGHBOUR_BYTES if journal in before_bulk else None
+        unmerged = _read_unmerged(
+            journal_dir, journal, applied.get(journal, 0), journal in before_bulk, limit
+        )
+        if unmerged is not None:
+            records += unmerged[0]
+            reached[journal] = unmerged[1]
+    if not reached:
+        return [], {}
     bulk_files = apply_records(con, records, journal_dir, load_bulk, lake=True, db_user=db_user)
-    replace_row(con, "journal_progress", {"journal": journal, "applied_bytes": offset})
-    return bulk_files
+    con.register("batch_progress", pa.table({
+        "journal": list(reached), "applied_bytes": pa.array(list(reached.values()), pa.int64()),
+    }))  # fmt: skip
+    _upsert_into_lake(con, "journal_progress", "batch_progress", ("journal",))
+    return bulk_files, reached
 
 
 def _unmerged(
@@ -117,21 +144,41 @@ def _unmerged(
     row = con.execute(
         "SELECT applied_bytes FROM store.journal_progress WHERE journal = ?", [journal]
     ).fetchone()
-    start = row[0] if row else 0
+    return _read_unmerged(journal_dir, journal, row[0] if row else 0)
+
+
+def _read_unmerged(
+    journal_dir: Path,
+    journal: str,
+    start: int,
+    before_bulk: bool = False,
+    limit: int | None = None,
+) -> tuple[list[dict[str, Any]], int] | None:
+    """The complete lines of a journal from byte ``start`` (up to the first line pointing at
+    a bulk file, if ``before_bulk``; within ``limit`` bytes), and the offset after them; None
+    when there are none."""
     try:
         with open(journal_dir / journal, "rb") as handle:
             handle.seek(start)
-            data = handle.read()
+            data = handle.read(-1 if limit is None else limit)
     except FileNotFoundError:
         return None
     end = data.rfind(b"\n") + 1  # a trailing partial line was never acknowledged: leave it
     if end == 0:
         return None
     records = []
-    for line in data[:end].splitlines():
-        with contextlib.suppress(ValueError):
-            records.append(_parse_line(line))
-    return records, start + end
+    reached = 0
+    for line in data[:end].splitlines(keepends=True):
+        try:
+            record = _parse_line(line)
+        except ValueError:
+            reached += len(line)
+            continue
+        if before_bulk and isinstance(record, dict) and record.get("op") in _BULK_OPS:
+            break
+        records.append(record)
+        reached += len(line)
+    return (records, start + reached) if reached else None
 
 
 def _parse_line(line: bytes) -> Any:

@@ -98,6 +98,7 @@ class JournalStore(abc.ABC):
         self.merge_interval = FLUSH_INTERVAL_S  # seconds between background merges at most
         self.flush_before_reads = True  # a read sees this process's own records first
         self._stopping = False
+        self._closing = threading.Event()  # wakes the flusher from its pause when closing
         self._flusher: threading.Thread | None = None
         self.flush_error: BaseException | None = None
         self._gone = False  # the file was deleted under us: stop, say so once
@@ -128,6 +129,11 @@ class JournalStore(abc.ABC):
     def _release_connections(self) -> None:
         """Let go of open read connections (before a recovery); none by default."""
         return None
+
+    def _merged_elsewhere(self, journals: list[str | None], appended: int) -> bool:
+        """Whether another process already merged all ``appended`` bytes of ``journals``
+        (a team log's group commit); never for a file log."""
+        return False
 
     def any_run_tags(self, con: duckdb.DuckDBPyConnection) -> bool:
         """Whether any run has a tag (else a run search skips reading them)."""
@@ -263,9 +269,13 @@ class JournalStore(abc.ABC):
         if self.writer_id is None:
             host = host_name().split(".")[0]
             self.writer_id = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            # locked before it gets its name: a process recovering dead writers must never
+            # find a live writer's .alive unlocked (it would delete that writer's journal)
             alive = self.journal_dir / f"{self.writer_id}.alive"
-            self._alive_fd = os.open(alive, os.O_RDWR | os.O_CREAT, 0o644)
+            temporary = alive.with_name(alive.name + ".tmp")
+            self._alive_fd = os.open(temporary, os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(self._alive_fd, fcntl.LOCK_EX)
+            os.replace(temporary, alive)
         self._journal_seq += 1
         self._journal_name = f"{self.writer_id}.{self._journal_seq}.jsonl"
         self._journal_fd = os.open(
@@ -283,7 +293,8 @@ class JournalStore(abc.ABC):
             self._dirty.wait()
             if self._stopping:
                 return
-            time.sleep(self.merge_interval / 2)
+            if self._closing.wait(self.merge_interval / 2):
+                return  # close() makes the last merge itself, without waiting out the pause
             try:
                 self.flush()
                 self.flush_error = None
@@ -313,10 +324,12 @@ class JournalStore(abc.ABC):
                     )
                 rotate = self._appended >= JOURNAL_ROTATE_BYTES
                 merging = self._unmerged_records
+                appended = self._appended
             if not merging:
                 return
-            with self._merge_lock():
-                self._merge_journals(journals, dead_writers=[])
+            if not self._merged_elsewhere(journals, appended):
+                with self._merge_lock():
+                    self._merge_journals(journals, dead_writers=[])
             with self._append_mutex:
                 self._unmerged_records -= merging
             if rotate:
@@ -400,6 +413,7 @@ class JournalStore(abc.ABC):
                 callback()
         self._stop_merger()
         self._stopping = True
+        self._closing.set()
         self._dirty.set()
         if self._flusher is not None and self._flusher is not threading.current_thread():
             self._flusher.join(timeout=5)
@@ -426,6 +440,7 @@ class JournalStore(abc.ABC):
             self.writer_id = None
             self._flusher = None
             self._stopping = False
+            self._closing.clear()
             self._dirty.clear()
 
 
