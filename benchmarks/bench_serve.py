@@ -48,8 +48,8 @@ RESULTS: list[tuple[str, str, str, str, str]] = []
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=12.0, help="per load measurement")
-    parser.add_argument("--rounds", type=int, default=6, help="turns between the servers")
+    parser.add_argument("--seconds", type=float, default=20.0, help="per load measurement")
+    parser.add_argument("--rounds", type=int, default=10, help="turns between the servers")
     parser.add_argument("--no-frameworks", action="store_true", help="skip the /ping comparison")
     args = parser.parse_args()
     if shutil.which("uvicorn") is None:
