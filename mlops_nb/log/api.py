@@ -30,7 +30,13 @@ from mlops_nb.errors import MlopsError, NoActiveRunError, QueryError, RunNotFoun
 from mlops_nb.log import erasure, queries, values
 from mlops_nb.log.apply import os_user
 from mlops_nb.log.filters import Compiler, Condition, Sort
-from mlops_nb.log.location import artifacts_dir_for, is_team_location, resolve_location
+from mlops_nb.log.location import (
+    artifacts_dir_for,
+    blob_path,
+    blob_sha,
+    is_team_location,
+    resolve_location,
+)
 from mlops_nb.log.sqltext import identifier as _ident
 from mlops_nb.log.store import JournalStore, host_name, open_store
 
@@ -401,10 +407,8 @@ class Log:
         target = (folder / str(stored_path)).resolve()
         if not target.is_relative_to(folder):
             raise MlopsError(f"{stored_path!r} is not a path inside the artifact store")
-        name = target.name
-        if re.fullmatch(r"[0-9a-f]{64}", name) and target.parent.name == name[:2]:
-            return self._store.fetch_blob(name, target)
-        return target
+        sha = blob_sha(str(stored_path))
+        return self._store.fetch_blob(sha, target) if sha else target
 
     def store_checkpoint(self, path: Path) -> str:
         """The path to record for a checkpoint file a cell saved under ``artifacts_dir``. A
@@ -879,7 +883,7 @@ def store_artifact(source: Path, artifacts_dir: Path) -> tuple[str, int, str]:
             writer.write(chunk)
             size += len(chunk)
     sha = digest.hexdigest()
-    relative = f"{sha[:2]}/{sha}"
+    relative = blob_path(sha)
     target = artifacts_dir / relative
     if target.exists():
         os.remove(writer.name)

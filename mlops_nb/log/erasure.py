@@ -57,7 +57,7 @@ import duckdb
 
 from mlops_nb.errors import MlopsError
 from mlops_nb.log.apply import os_user
-from mlops_nb.log.location import artifacts_dir_for
+from mlops_nb.log.location import artifacts_dir_for, blob_path
 from mlops_nb.log.sqltext import identifier, literal
 
 PENDING_KEY = "erasure.pending_files"
@@ -203,7 +203,7 @@ def _remove(con: duckdb.DuckDBPyConnection, scope: Scope) -> tuple[dict[str, Any
             "AND sha256 NOT IN (SELECT sha256 FROM store.artifacts WHERE sha256 IS NOT NULL) "
             "AND sha256 NOT IN (SELECT artifact_sha256 FROM store.models "
             f"WHERE artifact_sha256 IS NOT NULL) AND sha256 NOT IN ({_REGISTERED})")  # fmt: skip
-        files += sorted(f"{sha[:2]}/{sha}" for sha in unreferenced if _SHA256.fullmatch(sha))
+        files += sorted(blob_path(sha) for sha in unreferenced if _SHA256.fullmatch(sha))
 
     where, args = _request_filter(scope)
     if where:

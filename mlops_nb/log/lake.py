@@ -585,13 +585,7 @@ class LakeStore(JournalStore):
         key = (_snapshot(con), as_of)
         with self._wide_lock:
             if key != self._wide_key or self._wide is None:
-                kinds: dict[str, set[str]] = {}
-                for name, kind in con.execute(
-                    "SELECT DISTINCT name, value_type FROM store.params"
-                ).fetchall():
-                    kinds.setdefault(name, set()).add(kind)
-                keys = [row[0] for row in con.execute(
-                    "SELECT DISTINCT key FROM store.latest_metrics").fetchall()]  # fmt: skip
+                kinds, keys = wide.pivot_names(con, f"{LAKE_ALIAS}.")
                 query, columns = wide.view_query(kinds, keys, f"{LAKE_ALIAS}.")
                 self._wide, self._wide_key = (f"({query})", columns), key
             return self._wide[0], dict(self._wide[1])
@@ -712,13 +706,7 @@ class RunTable:
         return self.NAME, dict(self.columns)
 
     def _build(self, con: duckdb.DuckDBPyConnection, snapshot: int) -> None:
-        kinds: dict[str, set[str]] = {}
-        for name, kind in con.execute(
-            f"SELECT DISTINCT name, value_type FROM {LAKE_ALIAS}.store.params"
-        ).fetchall():
-            kinds.setdefault(name, set()).add(kind)
-        keys = {row[0] for row in con.execute(
-            f"SELECT DISTINCT key FROM {LAKE_ALIAS}.store.latest_metrics").fetchall()}  # fmt: skip
+        kinds, keys = wide.pivot_names(con, f"{LAKE_ALIAS}.")
         query, columns = wide.view_query(kinds, keys, f"{LAKE_ALIAS}.")
         self.table = con.execute(query).fetch_arrow_table()
         self.any_tags = bool(

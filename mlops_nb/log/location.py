@@ -141,6 +141,21 @@ def artifacts_dir_for(log_path: Path) -> Path:
     return log_path.parent / "artifacts"
 
 
+_BLOB_PATH = re.compile(r"([0-9a-f]{2})/([0-9a-f]{64})")
+
+
+def blob_path(sha256: str) -> str:
+    """Where a content-addressed file (an artifact; a team log's checkpoint) is kept under
+    the artifact folder: ``<sha[:2]>/<sha>``."""
+    return f"{sha256[:2]}/{sha256}"
+
+
+def blob_sha(stored_path: str) -> str | None:
+    """The sha256 a stored path names when it is a ``blob_path``, else None."""
+    found = _BLOB_PATH.fullmatch(stored_path)
+    return found.group(2) if found and found.group(2).startswith(found.group(1)) else None
+
+
 def _nearest_log_folder(cwd: str | os.PathLike[str] | None) -> Path | None:
     start = Path(cwd or os.getcwd()).absolute()
     for folder in (start, *start.parents):

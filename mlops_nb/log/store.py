@@ -226,10 +226,7 @@ class JournalStore(abc.ABC):
     def merge_writer_journals(self, writer: str) -> bool:
         """For a helper: merge the journals of live ``writer`` that grew since the last call,
         and delete the ones it has moved on from once they are wholly merged; True if any."""
-        journals = sorted(
-            (p.name for p in self.journal_dir.glob(f"{writer}.*.jsonl")),
-            key=lambda name: int(name.rsplit(".", 2)[1]),
-        )
+        journals = self._journals_of(writer)
         sizes = {name: _size(self.journal_dir / name) for name in journals}
         grown = [n for n in journals if sizes[n] != self._merged_sizes.get(n)]
         if not grown:
@@ -244,6 +241,11 @@ class JournalStore(abc.ABC):
                 (self.journal_dir / name).unlink(missing_ok=True)
                 self._merged_sizes.pop(name, None)
         return True
+
+    def _journals_of(self, writer: str | None) -> list[str]:
+        """A writer's journal files, oldest first (``<writer>.<seq>.jsonl``)."""
+        names = (p.name for p in self.journal_dir.glob(f"{writer}.*.jsonl"))
+        return sorted(names, key=lambda name: int(name.rsplit(".", 2)[1]))
 
     def _stop_merger(self) -> None:
         """Tell the helper to make its last merge (end of its input) and wait for it."""
@@ -318,10 +320,7 @@ class JournalStore(abc.ABC):
             with self._append_mutex:
                 journals = [self._journal_name]
                 if self._merger is None and self._journal_seq > 1:  # a helper's leftovers
-                    journals = sorted(
-                        (p.name for p in self.journal_dir.glob(f"{self.writer_id}.*.jsonl")),
-                        key=lambda name: int(name.rsplit(".", 2)[1]),
-                    )
+                    journals = self._journals_of(self.writer_id)
                 rotate = self._appended >= JOURNAL_ROTATE_BYTES
                 merging = self._unmerged_records
                 appended = self._appended

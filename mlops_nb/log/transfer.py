@@ -23,7 +23,6 @@ with one line naming them, rather than renumbering records that other rows refer
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +33,11 @@ import pyarrow as pa
 
 from mlops_nb.errors import MlopsError
 from mlops_nb.log import lake, wide
-from mlops_nb.log.location import artifacts_dir_for, parse_team_location
+from mlops_nb.log.location import artifacts_dir_for, blob_path, blob_sha, parse_team_location
 from mlops_nb.log.sqltext import literal
 from mlops_nb.log.store import get_store
 
 # tables never copied: the log's own bookkeeping, per-machine settings, the lake's own tables
-_BLOB_PATH = re.compile(r"[0-9a-f]{2}/[0-9a-f]{64}")
 _NOT_COPIED = {"meta", "journal_progress", "run_values", "settings", "writers", "artifact_blobs"}
 # table -> (key columns, when a target row with that key is replaced by the source's)
 _KEYED: dict[str, tuple[tuple[str, ...], str]] = {
@@ -92,7 +90,7 @@ def push(log_file: Path, team_location: str, progress: Progress = _no_progress) 
         tables, checkpoint_files = _checkpoints_as_blobs(tables, artifacts_dir)
         shas = sorted(_blob_shas(tables))
         for sha in progress(shas, "artifacts", len(shas)):
-            path = checkpoint_files.get(sha, artifacts_dir / sha[:2] / sha)
+            path = checkpoint_files.get(sha, artifacts_dir / blob_path(sha))
             uploaded = lake.run_locked(lambda: con, lambda c, s=sha, p=path: _upload_blob(c, s, p))
             if uploaded:
                 summary.artifacts_copied += 1
@@ -147,7 +145,7 @@ def pull(
         artifacts_dir = artifacts_dir_for(store.path)
         summary = TransferSummary()
         for sha in progress(shas, "artifacts", len(shas)):
-            target = artifacts_dir / sha[:2] / sha
+            target = artifacts_dir / blob_path(sha)
             if target.is_file():
                 summary.artifacts_already_there += 1
                 continue
@@ -319,10 +317,10 @@ def _checkpoints_as_blobs(
     paths = []
     for path in table.column("path").to_pylist():
         file = artifacts_dir / str(path)
-        if path and not _BLOB_PATH.fullmatch(path) and file.is_file():
+        if path and not blob_sha(path) and file.is_file():
             sha = hashlib.sha256(file.read_bytes()).hexdigest()
             files[sha] = file
-            path = f"{sha[:2]}/{sha}"
+            path = blob_path(sha)
         paths.append(path)
     index = table.column_names.index("path")
     column = pa.array(paths, table.schema.field("path").type)
@@ -335,8 +333,9 @@ def _blob_shas(tables: dict[str, pa.Table]) -> set[str]:
     shas: set[str] = set()
     if "checkpoints" in tables and "path" in tables["checkpoints"].column_names:
         for path in tables["checkpoints"].column("path").to_pylist():
-            if path and _BLOB_PATH.fullmatch(path):
-                shas.add(path[3:])
+            sha = blob_sha(path) if path else None
+            if sha:
+                shas.add(sha)
     for table, column in (
         ("artifacts", "sha256"),
         ("models", "artifact_sha256"),

@@ -123,17 +123,27 @@ def refresh_metrics(
     _upsert(con, wanted, fields, "store.latest_metrics", f"key IN ({in_list})", run_ids)
 
 
+def pivot_names(
+    con: duckdb.DuckDBPyConnection, prefix: str = ""
+) -> tuple[dict[str, set[str]], set[str]]:
+    """The wide relation's dynamic columns as the long tables under ``<prefix>store`` hold
+    them: each param name with the value types it was logged with, and the metric keys."""
+    kinds: dict[str, set[str]] = {}
+    for name, kind in con.execute(
+        f"SELECT DISTINCT name, value_type FROM {prefix}store.params"
+    ).fetchall():
+        kinds.setdefault(name, set()).add(kind)
+    keys = {row[0] for row in con.execute(
+        f"SELECT DISTINCT key FROM {prefix}store.latest_metrics").fetchall()}  # fmt: skip
+    return kinds, keys
+
+
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     """Fill the wide table from the long tables (used when migrating an older log)."""
-    kinds: dict[str, set[str]] = {}
-    for name, kind in con.execute("SELECT DISTINCT name, value_type FROM store.params").fetchall():
-        kinds.setdefault(name, set()).add(kind)
+    kinds, keys = pivot_names(con)
     all_runs = [row[0] for row in con.execute("SELECT run_id FROM store.runs").fetchall()]
     refresh_runs(con, all_runs)
     refresh_params(con, kinds, all_runs)
-    keys = [
-        row[0] for row in con.execute("SELECT DISTINCT key FROM store.latest_metrics").fetchall()
-    ]
     refresh_metrics(con, keys, all_runs)
 
 
