@@ -389,7 +389,8 @@ def _add_retention_commands(add: Any) -> None:
     retention = add(
         "retention",
         "Show or set how long checkpoints, request payloads and "
-        "artifacts are kept (applied when a writer opens the log, once a day).",
+        "artifacts are kept (applied when a writer opens a log file, once a day; on a team "
+        "log by team maintain, or now with --apply).",
     )
     for kind, what in (("checkpoints", "pipeline checkpoints"),
                        ("requests", "served requests' payloads"),
