@@ -523,16 +523,30 @@ KEPT_RUN_TABLE = textwrap.dedent(
         log.flush()
 
     def step(name):
-        found = log.runs(where="params.kind = 'k1'", order_by="metrics.loss DESC")
+        where, order = "params.kind = 'k1'", "metrics.loss DESC"
+        found = log.runs(where=where, order_by=order)  # all: the lake's cursor
+        pages_alike = True  # a page from the private copy == the same page read on the lake
+        for offset in range(len(found) + 1):
+            page = log.runs(where=where, order_by=order, limit=2, offset=offset)
+            on_lake = log.runs(where=f"{where} AND (tags IS NULL OR TRUE)", order_by=order,
+                               limit=2, offset=offset)  # (a tags join: never the copy)
+            pages_alike &= page.to_json(date_format="iso") == on_lake.to_json(date_format="iso")
+            pages_alike &= page.dtypes.to_dict() == on_lake.dtypes.to_dict()
+            pages_alike &= page["run_id"].tolist() == found["run_id"].tolist()[offset:offset + 2]
 
         def kept_and_rebuilt(con):  # the kept table against one built afresh, same snapshot
             kept_name, _ = store.run_values(con)
             kept = con.execute(f"SELECT * FROM {kept_name} ORDER BY run_id").fetchall()
-            fresh_name, _ = RunTable().relation(con)
-            return kept, con.execute(f"SELECT * FROM {fresh_name} ORDER BY run_id").fetchall()
+            fresh = RunTable()
+            fresh.bring_to(con)
+            fresh.register(con)
+            return kept, con.execute(f"SELECT * FROM {fresh.NAME} ORDER BY run_id").fetchall()
 
         kept, rebuilt = store.read(kept_and_rebuilt)
         return {"name": name, "found": found["run_id"].tolist(),
+                "pages_alike": pages_alike,
+                "count": log.count_runs(where=where),
+                "from_copy": store._run_table.searches,
                 "losses": found["metrics.loss"].tolist(), "status": found["status"].tolist(),
                 "same": repr(kept) == repr(rebuilt), "snapshot": store._run_table.snapshot,
                 "builds": store._run_table.builds,
@@ -570,6 +584,10 @@ def test_the_kept_run_table_follows_every_change_of_the_lake(postgres_server, tm
     first, new_run, running, ended, new_column, tagged = steps
     for step in steps:
         assert step["same"], step["name"]  # kept == built afresh at the same snapshot
+        assert step["pages_alike"], step["name"]
+        assert step["count"] == len(step["found"]), step["name"]
+    searched = [step["from_copy"] for step in steps]  # the pages and counts of each step
+    assert searched == sorted(set(searched)) and searched[0] >= 4
     assert len(first["found"]) == 2 and len(new_run["found"]) == 3
     assert new_run["snapshot"] > first["snapshot"]
     # built once, brought forward through new runs and moving metrics, built again for a column

@@ -7,6 +7,7 @@ process wrote, and everything other processes merged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -911,32 +912,50 @@ def _query_runs(
     store: JournalStore,
     offset: int = 0,
 ) -> pd.DataFrame:
-    """One scan of the store's run relation (runs with their params and latest metrics)."""
-    columns = _run_columns(con, store)
-    cache = store.read_cache
-    names = sorted(columns, key=lambda c: (not c.startswith("params."), c))
-    select = (
-        f"SELECT v.* EXCLUDE ({', '.join(_ident(c) for c in columns) or 'run_id'}), "
-        f"{', '.join(['v.run_id'] * (not columns) + [f'v.{_ident(c)}' for c in names])}"
-    )
+    """One scan of the store's run relation (runs with their params and latest metrics), or
+    of the copy this process keeps (``store.kept_runs``) when the runs' tags aren't needed."""
+    columns, kept = _run_columns(con, store)
+    select = _run_select(columns)
     compiler = Compiler(columns)
     order = ""
     if isinstance(query.order_by, Sort):
         order = compiler.order(query.order_by) + ", "
     elif query.order_by:
         order = f"{_qualify_fields(query.order_by, columns)}, "
-    source, args = _runs_source(cache["relation"], columns, query, compiler)
-    sql = f"{select} {source} ORDER BY {order}v.start_time DESC"
+    order = f"ORDER BY {order}v.start_time DESC"
+    source = _RunsSource.of(columns, query, compiler)
+    if kept is not None and limit is not None and not source.tags_join:
+        with contextlib.suppress(duckdb.Error):  # then the lake's answer says what was wrong
+            picking = f"{source.over(kept.NATIVE)} {order}"
+            frame = kept.page(picking, select, source.args, limit, offset)
+            return _with_tags(con, frame, store)
+    sql = f"{select} {source.over(_run_relation(con, store))} {order}"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     if offset:
         sql += f" OFFSET {int(offset)}"
     try:
-        frame = con.execute(sql, args).df()
+        frame = con.execute(sql, source.args).df()
     except duckdb.Error as error:
         raise QueryError(f"bad where/order by: {_first_line(error)}") from None
+    return _with_tags(con, frame, store)
+
+
+def _run_select(columns: dict[str, str]) -> str:
+    """The SELECT list of a run search: the runs' own fields, then params, then metrics."""
+    names = sorted(columns, key=lambda c: (not c.startswith("params."), c))
+    return (
+        f"SELECT v.* EXCLUDE ({', '.join(_ident(c) for c in columns) or 'run_id'}), "
+        f"{', '.join(['v.run_id'] * (not columns) + [f'v.{_ident(c)}' for c in names])}"
+    )
+
+
+def _with_tags(
+    con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, store: JournalStore
+) -> pd.DataFrame:
+    """``frame`` with a ``tags`` column (a dict per run)."""
     tags: dict[str, Any] = {}
-    if cache["has_tags"]:
+    if store.read_cache["has_tags"]:
         tags = dict(
             con.execute(
                 "SELECT run_id, map(list(key), list(value)) FROM store.tags "
@@ -949,47 +968,79 @@ def _query_runs(
 
 
 def _count_runs(con: duckdb.DuckDBPyConnection, query: _RunsQuery, store: JournalStore) -> int:
-    columns = _run_columns(con, store)
-    source, args = _runs_source(store.read_cache["relation"], columns, query, Compiler(columns))
+    columns, kept = _run_columns(con, store)
+    source = _RunsSource.of(columns, query, Compiler(columns))
+    if kept is not None and not source.tags_join:
+        with contextlib.suppress(duckdb.Error):  # then the lake's answer says what was wrong
+            return int(kept.count(source.over(kept.NATIVE), source.args))
     try:
-        row = con.execute(f"SELECT count(*) {source}", args).fetchone()
+        sql = f"SELECT count(*) {source.over(_run_relation(con, store))}"
+        row = con.execute(sql, source.args).fetchone()
     except duckdb.Error as error:
         raise QueryError(f"bad where: {_first_line(error)}") from None
     return int(row[0]) if row else 0
 
 
-def _run_columns(con: duckdb.DuckDBPyConnection, store: JournalStore) -> dict[str, str]:
+def _run_columns(con: duckdb.DuckDBPyConnection, store: JournalStore) -> tuple[dict[str, str], Any]:
+    """The run relation's param and metric columns, and the store's kept copy of it (or None)."""
     cache = store.read_cache
     if "columns" not in cache:  # valid while this read-only connection lives
-        cache["relation"], cache["columns"] = store.run_values(con)
-        cache["has_tags"] = store.any_run_tags(con)
-    return cache["columns"]
+        kept = cache["kept"] = store.kept_runs(con)
+        if kept is None:
+            _run_relation(con, store)
+            cache["has_tags"] = store.any_run_tags(con)
+        else:
+            cache["columns"], cache["has_tags"] = dict(kept.columns), kept.any_tags
+    return cache["columns"], cache["kept"]
 
 
-def _runs_source(
-    relation: str, columns: dict[str, str], query: _RunsQuery, compiler: Compiler
-) -> tuple[str, dict[str, Any]]:
-    """``FROM ... WHERE ...`` over the wide run relation, and its parameters (the compiler may
-    already hold those of a structured sort)."""
-    structured = compiler.where(query.filters)
-    order_text = query.order_by if isinstance(query.order_by, str) else ""
-    expression = _without_literals(f"{query.where or ''} {order_text}")
-    tags_join = ""
-    if compiler.needs_tags or re.search(r"\btags\b", expression):
-        tags_join = (
-            "LEFT JOIN (SELECT run_id, map(list(key), list(value)) AS tags FROM store.tags "
-            "GROUP BY run_id) t USING (run_id)"
-        )
-    sql = f"FROM {relation} v {tags_join} WHERE TRUE"
-    args: dict[str, Any] = dict(compiler.args)
-    if query.experiment:
-        sql += " AND v.experiment = $experiment"
-        args["experiment"] = query.experiment
-    if query.where:
-        sql += f" AND ({_qualify_fields(query.where, columns)})"
-    if structured:
-        sql += f" AND {structured}"
-    return sql, args
+def _run_relation(con: duckdb.DuckDBPyConnection, store: JournalStore) -> str:
+    """The name of the run relation on ``con`` (a kept copy is registered on first use)."""
+    cache = store.read_cache
+    if "relation" not in cache:
+        kept = cache.get("kept")
+        if kept is not None:
+            kept.register(con)
+            cache["relation"] = kept.NAME
+        else:
+            cache["relation"], cache["columns"] = store.run_values(con)
+    return cache["relation"]
+
+
+@dataclass(frozen=True)
+class _RunsSource:
+    """``FROM <relation> v ... WHERE ...`` of a run search, for any relation of runs."""
+
+    tags_join: str
+    conditions: str
+    args: dict[str, Any]
+
+    @classmethod
+    def of(cls, columns: dict[str, str], query: _RunsQuery, compiler: Compiler) -> _RunsSource:
+        """The search's conditions and parameters (the compiler may already hold those of a
+        structured sort)."""
+        structured = compiler.where(query.filters)
+        order_text = query.order_by if isinstance(query.order_by, str) else ""
+        expression = _without_literals(f"{query.where or ''} {order_text}")
+        tags_join = ""
+        if compiler.needs_tags or re.search(r"\btags\b", expression):
+            tags_join = (
+                "LEFT JOIN (SELECT run_id, map(list(key), list(value)) AS tags FROM store.tags "
+                "GROUP BY run_id) t USING (run_id)"
+            )
+        conditions = ""
+        args: dict[str, Any] = dict(compiler.args)
+        if query.experiment:
+            conditions += " AND v.experiment = $experiment"
+            args["experiment"] = query.experiment
+        if query.where:
+            conditions += f" AND ({_qualify_fields(query.where, columns)})"
+        if structured:
+            conditions += f" AND {structured}"
+        return cls(tags_join, conditions, args)
+
+    def over(self, relation: str) -> str:
+        return f"FROM {relation} v {self.tags_join} WHERE TRUE{self.conditions}"
 
 
 def _qualify_fields(expression: str, columns: dict[str, str]) -> str:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -576,13 +577,11 @@ class LakeStore(JournalStore):
         one Arrow table instead of pivoting two million rows of parquet. A read ``as_of``
         gets the pivot itself, as a subquery. (A lake attached at an older snapshot still
         names the newest as current: the moment read is part of the key.)"""
-        as_of = getattr(self._as_of, "option", None)
-        if as_of is None:
-            with self._wide_lock:
-                if self._run_table is None:
-                    self._run_table = RunTable()
-                return self._run_table.relation(con)
-        key = (_snapshot(con), as_of)
+        table = self.kept_runs(con)
+        if table is not None:
+            table.register(con)
+            return table.NAME, dict(table.columns)
+        key = (_snapshot(con), self._as_of.option)
         with self._wide_lock:
             if key != self._wide_key or self._wide is None:
                 kinds, keys = wide.pivot_names(con, f"{LAKE_ALIAS}.")
@@ -590,12 +589,15 @@ class LakeStore(JournalStore):
                 self._wide, self._wide_key = (f"({query})", columns), key
             return self._wide[0], dict(self._wide[1])
 
-    def any_run_tags(self, con: duckdb.DuckDBPyConnection) -> bool:
-        """Kept by the run table (a count of the lake's tags costs a scan per search)."""
-        table = self._run_table
-        if getattr(self._as_of, "option", None) is not None or table is None:
-            return super().any_run_tags(con)
-        return table.any_tags
+    def kept_runs(self, con: duckdb.DuckDBPyConnection) -> RunTable | None:
+        """This process's run table brought to ``con``'s snapshot; None for a read ``as_of``."""
+        if getattr(self._as_of, "option", None) is not None:
+            return None
+        with self._wide_lock:
+            if self._run_table is None:
+                self._run_table = RunTable()
+            self._run_table.bring_to(con)
+            return self._run_table
 
     def read_as_of(self, when: Any, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run ``query`` on the lake as it was at ``when`` (see ``snapshot_option``): a
@@ -653,6 +655,7 @@ class LakeStore(JournalStore):
     def _forget_after_fork(self) -> None:
         super()._forget_after_fork()
         self._database = None  # the parent's; its sockets are not ours to use
+        self._run_table = None  # its private DuckDB's threads stayed in the parent
 
 
 MAINTAINER_GROUP = roles.group_role("maintainer")
@@ -681,9 +684,19 @@ class RunTable:
     which runs' rows of ``runs``, ``params`` and ``latest_metrics`` changed since
     (``ducklake_table_changes``) and pivoting only those. A new param or metric name, a
     param that needs a wider type, or a change feed no longer there (snapshots expired by
-    ``team maintain``) builds it again. Registered on the reading cursor under ``NAME``."""
+    ``team maintain``) builds it again. Registered on a reading cursor under ``NAME``.
+
+    Searches for one page (``page``, ``count``) don't touch the lake's connection at all: a
+    private in-memory DuckDB keeps a native copy under ``NATIVE`` with each row's position
+    in ``_rows`` (every row brought in since the last build, stale ones included). It picks
+    the page's positions, and the rows come from Arrow by position, converted by pyarrow:
+    the top 100 of 100,000 runs in a few milliseconds, where sorting whole rows (or
+    registering an Arrow table on a cursor of the lake, itself ~6 ms) costs several times
+    that."""
 
     NAME = "mlops_nb_run_values"
+    NATIVE = "run_values"  # in the private DuckDB: the columns of NAME, then POSITION
+    POSITION = "mlops_nb_position"
     _SOURCES = ("runs", "params", "latest_metrics")
 
     def __init__(self) -> None:
@@ -694,16 +707,61 @@ class RunTable:
         self.columns: dict[str, str] = {}
         self.builds = 0  # whole pivots so far (the rest were brought forward)
         self.any_tags = False  # does any run have a tag (once true, kept true)
+        self.searches = 0  # pages and counts answered by the private copy
+        self._native: duckdb.DuckDBPyConnection | None = None
+        self._rows: pa.Table | None = None  # what NATIVE's positions point into
+        self._shown: dict[str, list[str]] = {}  # a SELECT list over NAME: the columns it names
 
-    def relation(self, con: duckdb.DuckDBPyConnection) -> tuple[str, dict[str, str]]:
-        """Bring the table to ``con``'s snapshot, register it on ``con``, name it."""
+    def register(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Make ``NAME`` readable on ``con``."""
+        # (a read that began before our snapshot sees a few newer runs: harmless for "now")
+        con.register(self.NAME, self.table)
+
+    def bring_to(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Bring the table to ``con``'s snapshot."""
         snapshot = _snapshot(con)
         stale = self.table is None or self.snapshot is None
         if stale or (snapshot > self.snapshot and not self._bring_forward(con, snapshot)):
             self._build(con, snapshot)
-        # (a read that began before our snapshot sees a few newer runs: harmless for "now")
-        con.register(self.NAME, self.table)
-        return self.NAME, dict(self.columns)
+
+    def page(
+        self, picking: str, showing: str, args: dict[str, Any], limit: int, offset: int
+    ) -> pd.DataFrame:
+        """One page of runs as a DataFrame: ``picking`` is ``FROM NATIVE v WHERE ... ORDER
+        BY ...`` (its positions are taken), ``showing`` the SELECT list over ``v``."""
+        native = self._native_copy()
+        positions = native.execute(
+            f"SELECT v.{self.POSITION} {picking} LIMIT {int(limit)} OFFSET {int(offset)}", args
+        ).fetchnumpy()[self.POSITION]
+        if showing not in self._shown:
+            as_shown = f"(SELECT * EXCLUDE ({self.POSITION}) FROM {self.NATIVE})"
+            shown = native.execute(f"{showing} FROM {as_shown} v LIMIT 0").description
+            self._shown[showing] = [column[0] for column in shown or []]
+        assert self._rows is not None
+        self.searches += 1
+        return frame_as_duckdb_gives_it(self._rows.take(positions).select(self._shown[showing]))
+
+    def count(self, source: str, args: dict[str, Any]) -> int:
+        """``SELECT count(*) <source>``, where ``source`` reads ``NATIVE v``."""
+        row = self._native_copy().execute(f"SELECT count(*) {source}", args).fetchone()
+        self.searches += 1
+        return int(row[0]) if row else 0
+
+    def _native_copy(self) -> duckdb.DuckDBPyConnection:
+        if self._native is None:
+            assert self.table is not None
+            rows = self.table.combine_chunks()
+            numbered = rows.append_column(self.POSITION, pa.array(range(rows.num_rows), pa.int64()))
+            native = duckdb.connect()
+            native.from_arrow(numbered).create(self.NATIVE)
+            self._native, self._rows = native, rows
+        return self._native
+
+    def _drop_native_copy(self) -> None:
+        if self._native is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._native.close()
+        self._native = self._rows = None
 
     def _build(self, con: duckdb.DuckDBPyConnection, snapshot: int) -> None:
         kinds, keys = wide.pivot_names(con, f"{LAKE_ALIAS}.")
@@ -713,6 +771,8 @@ class RunTable:
             con.execute(f"SELECT count(*) FROM {LAKE_ALIAS}.store.tags").fetchone()[0]  # type: ignore[index]
         )
         self.kinds, self.keys, self.columns, self.snapshot = kinds, keys, columns, snapshot
+        self._drop_native_copy()
+        self._shown.clear()
         self.builds += 1
 
     def _bring_forward(self, con: duckdb.DuckDBPyConnection, snapshot: int) -> bool:
@@ -751,9 +811,52 @@ class RunTable:
             kept = self.table.filter(
                 pc.invert(pc.is_in(self.table["run_id"], value_set=pa.array(changed)))
             )
-            self.table = pa.concat_tables([kept, fresh.cast(kept.schema)])
+            fresh = fresh.cast(kept.schema)
+            self.table = pa.concat_tables([kept, fresh])
+            self._bring_native_copy_forward(changed, fresh)
         self.snapshot = snapshot
         return True
+
+    def _bring_native_copy_forward(self, changed: list[str], fresh: pa.Table) -> None:
+        """Replace the changed runs' rows of the native copy; its old rows stay in ``_rows``
+        (unpointed) until they outnumber the live ones, then the copy is made afresh."""
+        if self._native is None or self._rows is None or self.table is None:
+            return
+        if self._rows.num_rows + fresh.num_rows > 2 * self.table.num_rows + 1000:
+            self._drop_native_copy()
+            return
+        first = self._rows.num_rows
+        numbered = fresh.append_column(
+            self.POSITION, pa.array(range(first, first + fresh.num_rows), pa.int64())
+        )
+        self._native.execute(
+            f"DELETE FROM {self.NATIVE} WHERE run_id IN (SELECT unnest($ids::VARCHAR[]))",
+            {"ids": changed},
+        )
+        self._native.from_arrow(numbered).insert_into(self.NATIVE)
+        self._rows = pa.concat_tables([self._rows, fresh])
+
+
+_NULLABLE_DTYPES = {
+    pa.int8(): pd.Int8Dtype(),
+    pa.int16(): pd.Int16Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
+
+
+def frame_as_duckdb_gives_it(table: pa.Table) -> pd.DataFrame:
+    """``table`` as a DataFrame with the dtypes DuckDB's ``.df()`` gives (a nullable integer
+    or boolean dtype for a column with NULLs, objects for a string column of NULLs alone),
+    in a fifth of its time: pyarrow converts strings without going through Python objects."""
+    frame = table.to_pandas()
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_string(column.type) and column.null_count == len(column):
+            frame[name] = pd.Series([None] * len(column), dtype=object)
+        elif column.null_count and column.type in _NULLABLE_DTYPES:
+            frame[name] = column.to_pandas(types_mapper=_NULLABLE_DTYPES.get)
+    return frame
 
 
 # what a purge or forget on a team log leaves to do, said with its result

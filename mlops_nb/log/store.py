@@ -135,6 +135,11 @@ class JournalStore(abc.ABC):
         (a team log's group commit); never for a file log."""
         return False
 
+    def kept_runs(self, con: duckdb.DuckDBPyConnection) -> Any:
+        """A copy of the run relation this process keeps and searches by itself (a team
+        log's ``RunTable``), brought to ``con``'s moment; None when there is none."""
+        return None
+
     def any_run_tags(self, con: duckdb.DuckDBPyConnection) -> bool:
         """Whether any run has a tag (else a run search skips reading them)."""
         return bool(con.execute("SELECT count(*) FROM store.tags").fetchone()[0])
