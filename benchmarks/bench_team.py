@@ -24,6 +24,7 @@ exactly as the tests do, and stops both by PID at the end. mlops_nb writes a tea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -50,11 +51,11 @@ OUR_WRITER = textwrap.dedent(
     import numpy as np
     import mlops_nb as mn
 
-    runs, writer, start_at = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+    runs, writer = int(sys.argv[1]), int(sys.argv[2])
     log = mn.open_log()
     log._store.become_writer()  # connect and attach before the clock starts
-    while time.time() < start_at:
-        time.sleep(0.001)
+    print("ready", flush=True)
+    sys.stdin.readline()  # the gate
     for i in range(runs):
         rng = np.random.default_rng(writer * 1_000_003 + i)
         with log.start_run(experiment=f"writer-{writer}") as run:
@@ -73,13 +74,13 @@ MLFLOW_WRITER = textwrap.dedent(
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
-    runs, writer, start_at = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-    uri = sys.argv[4]
+    runs, writer = int(sys.argv[1]), int(sys.argv[2])
+    uri = sys.argv[3]
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("bench").experiment_id
     lost = 0
-    while time.time() < start_at:
-        time.sleep(0.001)
+    print("ready", flush=True)
+    sys.stdin.readline()  # the gate
     for i in range(runs):
         rng = np.random.default_rng(writer * 1_000_003 + i)
         try:
@@ -184,18 +185,27 @@ def bench_writers(ours: dict, mlflow: dict | None, writers: int, runs_each: int,
 
 
 def _at_once(python: Path, code: str, env: dict, writers: int, runs_each: int, *extra) -> float:
-    """Start the writers, let them import and connect, open the gate, wait for all."""
-    start_at = time.time() + 8
+    """Start the writers, wait until each has imported and connected (its "ready" line), open
+    the gate (a line on every stdin) and time them until the last one exits."""
     processes = [
-        subprocess.Popen([str(python), "-c", code, str(runs_each), str(w), str(start_at), *extra],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([str(python), "-c", code, str(runs_each), str(w), *extra], env=env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
         for w in range(writers)
     ]  # fmt: skip
+    for process in processes:
+        if process.stdout.readline().strip() != "ready":
+            _, errors = process.communicate(timeout=600)
+            raise SystemExit(f"a writer failed to start: {errors[-2000:]}")
+    started = time.time()
+    for process in processes:
+        process.stdin.write("go\n")
+        process.stdin.flush()
     for process in processes:
         _, errors = process.communicate(timeout=3600)
         if process.returncode != 0:
             raise SystemExit(f"a writer failed: {errors[-2000:]}")
-    return time.time() - start_at
+    return time.time() - started
 
 
 def _our_count(env: dict) -> int:
@@ -351,6 +361,7 @@ def _start_mlflow(postgres, s3, work: Path) -> dict:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit((work / "mlflow-server.log").read_text()[-2000:]) from None
             time.sleep(0.5)
+    _wait_until_idle(process.pid)  # its other workers answer /health only once imported
     created = subprocess.run(
         [sys.executable, "-c", "import sys; from mlflow.tracking import MlflowClient; "
          "MlflowClient(sys.argv[1]).create_experiment('bench')", uri],
@@ -359,6 +370,30 @@ def _start_mlflow(postgres, s3, work: Path) -> dict:
     if created.returncode != 0:
         raise SystemExit(created.stderr[-2000:])
     return {"process": process, "uri": uri, "client_env": client_env}
+
+
+def _wait_until_idle(pid: int, timeout_s: float = 120) -> None:
+    """Until a process and its children use under 5% of a core over a second: a server whose
+    workers are still starting would slow whatever is measured next."""
+    import psutil
+
+    def cpu_seconds() -> float:
+        root = psutil.Process(pid)
+        total = 0.0
+        for process in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
+    deadline = time.monotonic() + timeout_s
+    before = cpu_seconds()
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = cpu_seconds()
+        if now - before < 0.05:
+            return
+        before = now
 
 
 def _team(env: dict, *args: str) -> str:
