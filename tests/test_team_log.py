@@ -511,6 +511,7 @@ KEPT_RUN_TABLE = textwrap.dedent(
     """
     import json
     import mlops_nb as mn
+    from mlops_nb.errors import QueryError
     from mlops_nb.log.lake import RunTable
 
     log = mn.open_log()
@@ -571,7 +572,15 @@ KEPT_RUN_TABLE = textwrap.dedent(
     steps.append(step("new column"))
     record(9, tags={"owner": "bob"})                        # the first tag: brought forward
     steps.append(step("tagged"))
-    print(json.dumps(steps))
+    # a search reading another table of the log, or a wrong one: answered by the lake
+    by_table = log.runs(where="run_id IN (SELECT run_id FROM store.params WHERE name = "
+                        "'kind' AND value = 'k1')", order_by="metrics.loss DESC", limit=50)
+    try:
+        log.runs(where="params.no_such_param > 1", limit=5)
+        wrong = None
+    except QueryError as error:
+        wrong = str(error)
+    print(json.dumps({"steps": steps, "by_table": by_table["run_id"].tolist(), "wrong": wrong}))
     """
 )
 
@@ -580,7 +589,8 @@ def test_the_kept_run_table_follows_every_change_of_the_lake(postgres_server, tm
     dbname = new_database(postgres_server)
     env = team_env(postgres_server, dbname, tmp_path / "spool")
     cli(env, "team", "init", "--data", str(tmp_path / "shared"))
-    steps = json.loads(script(env, KEPT_RUN_TABLE))
+    done = json.loads(script(env, KEPT_RUN_TABLE))
+    steps = done["steps"]
     first, new_run, running, ended, new_column, tagged = steps
     for step in steps:
         assert step["same"], step["name"]  # kept == built afresh at the same snapshot
@@ -600,6 +610,8 @@ def test_the_kept_run_table_follows_every_change_of_the_lake(postgres_server, tm
     assert new_column["columns"] == ["params.extra_param", "params.kind", "params.lr"]
     assert not any(new_column["tags"])
     assert tagged["builds"] == 2 and {"owner": "bob"} in tagged["tags"]
+    assert done["by_table"] == tagged["found"]
+    assert "no_such_param" in done["wrong"]
 
 
 # ---------------------------------------------------------------------- a served model
