@@ -317,6 +317,34 @@ def test_a_failing_child_does_not_stop_the_sweep(tmp_path):
     assert [row[-1] for row in rows[:2]] == ["10", "30"]  # ranked by score, lowest first
 
 
+def test_a_dask_worker_without_the_sweeps_folders_runs_the_notebook_text_it_was_sent(tmp_path):
+    """A worker on another machine: neither the notebook, nor the sweep's working folder, nor
+    its output folder exist there; the job carries the notebook's text."""
+    from mlops_nb.pipeline import sweep
+
+    notebook = _notebook(tmp_path / "elsewhere.ipynb", [
+        _tagged("x: int = 1", "parameters"),
+        new_code_cell("%%mlops track train\nimport os, mlops_nb as mn\n"
+                      "mn.log_metric('score', x * 10)\nmn.log_param('cwd', os.getcwd())"),
+    ])  # fmt: skip
+    text = notebook.read_text()
+    notebook.unlink()
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    log_path = tmp_path / ".mlops" / "log.duckdb"
+    job = {"notebook": str(notebook), "notebook_text": text, "values": {"x": 4},
+           "output": str(not_a_folder / "out.ipynb"), "cwd": str(tmp_path / "gone"),
+           "experiment": "far", "log_path": str(log_path), "kernel": None, "timeout": None,
+           "parent_run_id": None}  # fmt: skip
+    result = sweep._run_child(job)
+    assert result["status"] == "finished", result
+    assert Path(result["output"]).is_file() and Path(result["output"]).name == "out.ipynb"
+    record = mn.open_log(log_path).run(result["run_id"])
+    assert record.metrics["score"] == 40
+    assert record.params["cwd"] == str(Path(result["output"]).parent)  # its own folder
+    assert record.info["name"] == "elsewhere"
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -686,3 +686,14 @@ def test_a_served_model_records_its_requests_in_the_team_log_even_when_killed(
             break
         time.sleep(1)
     assert sorted(r["request_id"] for r in rows) == sorted(answered)
+    # drift of those requests against the training profile, checked on the laptop, recorded
+    # in the team log and read on a third machine
+    drift = cli(laptop, "drift", "--reference", "churn@champion", "--requests",
+                "churn@champion", "--format", "json", check=False)  # fmt: skip
+    assert drift.returncode in (0, 1), drift.stderr
+    desk = team_env(postgres_server, dbname, tmp_path / "spool-desk", host="desk")
+    checked = json.loads(cli(desk, "sql", 'SELECT "column", n_current FROM drift ORDER BY 1',
+                             "--format", "json").stdout)  # fmt: skip
+    assert {(row["column"], row["n_current"]) for row in checked} >= {
+        ("age", len(answered)), ("charges", len(answered))
+    }

@@ -15,6 +15,7 @@ import json
 import os
 import random
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -126,12 +127,17 @@ def run_sweep(
     out_folder = Path(out_dir) if out_dir else log.path.parent / "outputs" / sweep.run_id[:8]
     out_folder.mkdir(parents=True, exist_ok=True)
     jobs = [
-        {"notebook": notebook, "values": {**fixed, **combination},
+        {"notebook": _absolute(notebook), "values": {**fixed, **combination},
          "output": str(out_folder / f"{Path(notebook).stem}-{index + 1:03d}.ipynb"),
          "experiment": experiment or pipeline.experiment, "log_path": log.location,
-         "cwd": cwd, "kernel": kernel, "timeout": timeout, "parent_run_id": sweep.run_id}
+         "cwd": _absolute(cwd or "."), "kernel": kernel, "timeout": timeout,
+         "parent_run_id": sweep.run_id}
         for index, combination in enumerate(combinations)
     ]  # fmt: skip
+    if engine == "dask" and "://" not in notebook:  # for workers that don't share our folders
+        text = Path(notebook).read_text(encoding="utf-8")
+        for job in jobs:
+            job["notebook_text"] = text
     if engine == "local":
         threads = _threads_per_run(workers, len(jobs))
         for job in jobs:
@@ -179,11 +185,36 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
     values = job.pop("values")
     notebook = job.pop("notebook")
     try:
+        notebook = _here(notebook, job)
         result = run_notebook(notebook, values, progress=False, **job)
     except Exception as error:  # noqa: BLE001 - a broken child must not stop the sweep
         return {"run_id": None, "status": "failed", "error": f"{type(error).__name__}: {error}",
                 "values": values}  # fmt: skip
     return {**asdict(result), "values": values}
+
+
+def _here(notebook: str, job: dict[str, Any]) -> str:
+    """The notebook to run on this machine: on a Dask worker that does not see the sweep's
+    folders, a copy of the text the job carries, in a folder of its own (also its working
+    folder and output folder when the sweep's are not here either)."""
+    text = job.pop("notebook_text", None)
+    if text is None or Path(notebook).is_file():
+        return notebook
+    folder = Path(tempfile.mkdtemp(prefix="mlops-nb-sweep-"))
+    copy = folder / Path(notebook).name
+    copy.write_text(text, encoding="utf-8")
+    if not Path(job["cwd"]).is_dir():
+        job["cwd"] = str(folder)
+    try:
+        Path(job["output"]).parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        job["output"] = str(folder / Path(job["output"]).name)
+    return str(copy)
+
+
+def _absolute(path: str) -> str:
+    """A local path as an absolute one (a Dask worker's working folder is not ours)."""
+    return path if "://" in path else str(Path(path).absolute())
 
 
 def _local_engine(jobs: list[dict], workers: int | None, scheduler: str | None) -> Iterator[dict]:
