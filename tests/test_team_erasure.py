@@ -213,3 +213,69 @@ def test_a_maintainer_sets_and_applies_retention_and_maintenance_applies_it(team
     kept = {row["request_id"]: row["kept"] for row in query(admin, payload)}
     assert kept["r-old-2"] is False and kept["r-recent"] is True
     assert erased_by(team, "retention") == ["carol", "erin"]
+
+
+SAME_BYTES = textwrap.dedent(
+    """
+    import json, os, time
+    import mlops_nb as mn
+
+    log = mn.open_log()
+    made = {}
+    for pair in ("artifact-purged", "checkpoint-purged"):
+        content = os.urandom(800)  # one run's artifact and another run's checkpoint hold it
+        with log.start_run(experiment="same-bytes") as run:
+            path = os.path.join(log.artifacts_dir, f"{pair}.bin")
+            open(path, "wb").write(content)
+            run.log_artifact(path)
+            artifact_run = run.run_id
+        with log.start_run(experiment="same-bytes") as run:
+            saved = log.artifacts_dir / "checkpoints" / run.run_id / "1" / "value.pkl"
+            saved.parent.mkdir(parents=True)
+            saved.write_bytes(content)
+            stored = log.store_checkpoint(saved)
+            log.record("checkpoints", {
+                "run_id": run.run_id, "cell_seq": 1, "stage": "train", "name": "value",
+                "format": "pickle", "path": stored, "size": len(content), "cache_key": None,
+                "created_at": time.time()})
+            checkpoint_run = run.run_id
+        made[pair] = {"artifact_run": artifact_run, "checkpoint_run": checkpoint_run,
+                      "path": stored, "hex": content.hex()}
+    log.close()
+    print(json.dumps(made))
+    """
+)
+
+READ_STORED = textwrap.dedent(
+    """
+    import sys
+    import mlops_nb as mn
+
+    print(mn.open_log().artifact_file(sys.argv[1]).read_bytes().hex())
+    """
+)
+
+
+def test_bytes_shared_by_an_artifact_and_a_checkpoint_outlive_a_purge_of_either(team):
+    """On a team log checkpoints and artifacts are blobs of one store: a purge must not
+    delete bytes that a row it leaves still points at."""
+    from test_team_log import script
+
+    made = json.loads(script(team["env"]("bob"), SAME_BYTES).strip().splitlines()[-1])
+    carol = team["env"]("carol")
+    first, second = made["artifact-purged"], made["checkpoint-purged"]
+    mlops(carol, "purge", "--run", first["artifact_run"])
+    mlops(carol, "purge", "--run", second["checkpoint_run"])
+    reader = team["env"]("erin")  # another machine: an empty spool, so fetched from the lake
+    for pair in (first, second):
+        assert script(reader, READ_STORED, pair["path"]).strip() == pair["hex"]
+    left = query(team["admin"], "SELECT run_id FROM store.checkpoints WHERE run_id IN "
+                 f"('{first['checkpoint_run']}', '{second['checkpoint_run']}')")  # fmt: skip
+    assert [row["run_id"] for row in left] == [first["checkpoint_run"]]
+    # once nothing points at them, the bytes go
+    mlops(carol, "purge", "--run", first["checkpoint_run"])
+    mlops(carol, "purge", "--run", second["artifact_run"])
+    blobs = {
+        row["sha256"] for row in query(team["admin"], "SELECT sha256 FROM store.artifact_blobs")
+    }
+    assert not {first["path"].split("/")[-1], second["path"].split("/")[-1]} & blobs

@@ -221,7 +221,10 @@ def _remove(con: duckdb.DuckDBPyConnection, scope: Scope) -> tuple[dict[str, Any
         removed["request_bytes"] = sum(int(b or 0) for _, _, b in by_model)
         removed["request_models"] = {str(m): int(n) for m, n, _ in by_model}
     removed["runs"] = sorted(r for r in runs if r)
-    return removed, files
+    # on a lake, checkpoints and artifacts are blobs of one store: bytes that a row left in
+    # place still points at (an artifact holding a checkpoint's bytes, or the reverse) stay
+    referenced = _still_referenced(con, files)
+    return removed, [path for path in files if path not in referenced]
 
 
 def _checkpoint_filter(scope: Scope) -> tuple[str, dict[str, Any]]:
