@@ -695,5 +695,6 @@ def test_a_served_model_records_its_requests_in_the_team_log_even_when_killed(
     checked = json.loads(cli(desk, "sql", 'SELECT "column", n_current FROM drift ORDER BY 1',
                              "--format", "json").stdout)  # fmt: skip
     assert {(row["column"], row["n_current"]) for row in checked} >= {
-        ("age", len(answered)), ("charges", len(answered))
+        ("age", len(answered)),
+        ("charges", len(answered)),
     }
