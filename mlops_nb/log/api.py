@@ -995,15 +995,11 @@ def _run_columns(con: duckdb.DuckDBPyConnection, store: JournalStore) -> tuple[d
 
 
 def _run_relation(con: duckdb.DuckDBPyConnection, store: JournalStore) -> str:
-    """The name of the run relation on ``con`` (a kept copy is registered on first use)."""
+    """The name of the run relation on ``con`` (asked of the store on first use: a search
+    answered by the kept copy never needs it)."""
     cache = store.read_cache
     if "relation" not in cache:
-        kept = cache.get("kept")
-        if kept is not None:
-            kept.register(con)
-            cache["relation"] = kept.NAME
-        else:
-            cache["relation"], cache["columns"] = store.run_values(con)
+        cache["relation"], cache["columns"] = store.run_values(con)
     return cache["relation"]
 
 
