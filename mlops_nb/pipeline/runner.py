@@ -183,7 +183,7 @@ def run_notebook(
         "MLOPS_NB_RUN_ID": run.run_id,
         "MLOPS_NB_LOG": log.location,
         "MLOPS_NB_PIPELINE": "1",
-        "MLOPS_NB_NOTEBOOK": _local_path(notebook) or notebook,
+        "MLOPS_NB_NOTEBOOK": local_path(notebook) or notebook,
         "MLOPS_NB_KERNEL": kernel or "python3",
         "MLOPS_NB_CACHE": "1" if cache else "0",
         **(kernel_env or {}),
@@ -398,12 +398,14 @@ def _check_readable(notebook: str) -> None:
         raise MlopsError(f"{notebook} is not a .ipynb notebook")
 
 
-def _local_path(notebook: str) -> str | None:
+def local_path(notebook: str) -> str | None:
+    """A local path made absolute (a kernel's or a Dask worker's working folder is not
+    ours); None for a URL papermill reads."""
     return None if "://" in notebook else str(Path(notebook).absolute())
 
 
 def _display_path(notebook: str) -> str:
-    local = _local_path(notebook)
+    local = local_path(notebook)
     if local is None:
         return notebook
     try:
@@ -413,7 +415,7 @@ def _display_path(notebook: str) -> str:
 
 
 def _notebook_hash(notebook: str) -> str | None:
-    local = _local_path(notebook)
+    local = local_path(notebook)
     if local is None:
         return None
     return hashlib.sha256(Path(local).read_bytes()).hexdigest()

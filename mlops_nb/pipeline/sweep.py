@@ -33,7 +33,7 @@ from mlops_nb.pipeline.parameters import (
     load_values_file,
     resolve,
 )
-from mlops_nb.pipeline.runner import run_notebook
+from mlops_nb.pipeline.runner import local_path, run_notebook
 
 SWEEP_TAG = "mlops.kind"
 
@@ -127,10 +127,10 @@ def run_sweep(
     out_folder = Path(out_dir) if out_dir else log.path.parent / "outputs" / sweep.run_id[:8]
     out_folder.mkdir(parents=True, exist_ok=True)
     jobs = [
-        {"notebook": _absolute(notebook), "values": {**fixed, **combination},
+        {"notebook": local_path(notebook) or notebook, "values": {**fixed, **combination},
          "output": str(out_folder / f"{Path(notebook).stem}-{index + 1:03d}.ipynb"),
          "experiment": experiment or pipeline.experiment, "log_path": log.location,
-         "cwd": _absolute(cwd or "."), "kernel": kernel, "timeout": timeout,
+         "cwd": local_path(cwd or "."), "kernel": kernel, "timeout": timeout,
          "parent_run_id": sweep.run_id}
         for index, combination in enumerate(combinations)
     ]  # fmt: skip
@@ -210,11 +210,6 @@ def _here(notebook: str, job: dict[str, Any]) -> str:
     except OSError:
         job["output"] = str(folder / Path(job["output"]).name)
     return str(copy)
-
-
-def _absolute(path: str) -> str:
-    """A local path as an absolute one (a Dask worker's working folder is not ours)."""
-    return path if "://" in path else str(Path(path).absolute())
 
 
 def _local_engine(jobs: list[dict], workers: int | None, scheduler: str | None) -> Iterator[dict]:
